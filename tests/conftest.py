@@ -1,0 +1,43 @@
+"""Shared fixtures. Real data lives in ../shared/data (next to the checkout); tests that need it skip,
+with the reason, where it is absent (a user's fresh clone has no shared/)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("WILDPOSE_SHARED", ROOT.parent / "shared"))
+VIDEOS = SHARED / "data" / "videos"
+MOCAP = SHARED / "data" / "mocap"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared test data (../shared/data) is not next to this checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def walk_video() -> Path:
+    return _need(VIDEOS / "walk_single.mp4")
+
+
+@pytest.fixture(scope="session")
+def crowd_video() -> Path:
+    return _need(VIDEOS / "marathon_crowd.mkv")
+
+
+@pytest.fixture(scope="session")
+def mocap_dir() -> Path:
+    return _need(MOCAP)
+
+
+@pytest.fixture(scope="session")
+def astronaut():
+    """skimage's astronaut: (512, 512, 3) uint8 RGB, one person, real pixels."""
+    from skimage import data
+
+    return data.astronaut()
