@@ -1,0 +1,369 @@
+"""The `wildpose` command: argument parsing, progress bars and exit codes over the Python API; no logic of its own.
+
+Exit codes: 0 every input succeeded; 1 at least one input failed (each failure is one line on stderr naming the
+file, and the other inputs are still processed); 2 the command line itself is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .errors import WildposeError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _progress_bar(desc: str, enabled: bool):
+    """A tqdm bar driven by the library's progress(done, total) callback."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="frame", disable=not enabled, leave=False, dynamic_ncols=True)
+
+    def update(done: int, total: int | None) -> None:
+        if total is not None and bar.total != total:
+            bar.total = max(total, done)
+        bar.update(done - bar.n)
+
+    return bar, update
+
+
+def _for_each(paths: Sequence[Path], work: Callable[[Path], str | None], quiet: bool) -> int:
+    """Run ``work`` on each path; one line per failure on stderr; the batch goes on past bad files."""
+    failed = 0
+    for path in paths:
+        try:
+            line = work(path)
+            if line and not quiet:
+                print(line)
+        except WildposeError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print(f"error: {path}: interrupted", file=sys.stderr)
+            return EXIT_FAILED
+        except Exception as exc:  # a bug, not bad input: still one line, and the batch goes on
+            failed += 1
+            logging.getLogger("wildpose").debug("traceback", exc_info=True)
+            print(f"error: {path}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if len(paths) > 1 and not quiet:
+        print(f"{len(paths) - failed} of {len(paths)} inputs done" + (f", {failed} failed" if failed else ""))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _options(args) -> "RunOptions":
+    from .pipeline import RunOptions
+
+    detector_options = {}
+    if getattr(args, "input_size", None):
+        detector_options["input_size"] = args.input_size
+    return RunOptions(start=args.start, end=args.end, detector_options=detector_options,
+                      max_people=getattr(args, "max_people", None), single=getattr(args, "single", False),
+                      focal_length=_focal(args), lifter=getattr(args, "lifter", None),
+                      flip=not getattr(args, "no_flip", False), render=getattr(args, "render", False),
+                      export_vp3d=getattr(args, "export_vp3d", False))
+
+
+def _focal(args) -> float | None:
+    if getattr(args, "focal", None) is not None:
+        return args.focal
+    return None
+
+
+def _detector(args):
+    from .detect2d import create_detector
+
+    kwargs = {"input_size": args.input_size} if getattr(args, "input_size", None) else {}
+    return create_detector("movenet", **kwargs)
+
+
+def cmd_run(args) -> int:
+    from .lift import load_lifter
+    from .pipeline import find_videos, run_video
+
+    options = _options(args)
+    videos = find_videos(args.inputs, args.glob)
+    if not videos:
+        print("error: no input videos found", file=sys.stderr)
+        return EXIT_FAILED
+    detector, model = _detector(args), load_lifter(options.lifter)
+
+    def work(path: Path) -> str:
+        bar, update = _progress_bar(path.name, not args.quiet and sys.stderr.isatty())
+        rbar, rupdate = _progress_bar(f"{path.name} render", not args.quiet and sys.stderr.isatty())
+        try:
+            s = run_video(path, args.output, options, detector=detector, model=model, progress=update,
+                          render_progress=rupdate)
+        finally:
+            bar.close()
+            rbar.close()
+        return (f"{path}: {s.frames} frames, {s.people} {'person' if s.people == 1 else 'people'}, "
+                f"{s.fps:.1f} frames/s -> {s.out_dir}/ ({', '.join(s.files)})")
+
+    return _for_each(videos, work, args.quiet)
+
+
+def cmd_detect(args) -> int:
+    from .formats.keypoints import save_tracks
+    from .formats.reference import write_detectron_npz
+    from .pipeline import detect_video, find_videos, track_video
+
+    options = _options(args)
+    videos = find_videos(args.inputs, args.glob)
+    detector = _detector(args)
+
+    def work(path: Path) -> str:
+        t0 = time.perf_counter()
+        bar, update = _progress_bar(path.name, not args.quiet and sys.stderr.isatty())
+        try:
+            people, timestamps, info = detect_video(path, detector, start=args.start, end=args.end, progress=update)
+        finally:
+            bar.close()
+        out = Path(args.output) / f"{path.stem}.npz"
+        if args.format == "detectron":
+            write_detectron_npz(out, people, info.width, info.height)
+            what = f"{sum(len(p) for p in people)} detections"
+        else:
+            tracks = track_video(people, timestamps, options, path)
+            save_tracks(tracks, info.fps, info.image_size, out)
+            what = f"{len(tracks)} tracks"
+        return f"{path}: {len(people)} frames, {what}, {len(people) / (time.perf_counter() - t0):.1f} frames/s -> {out}"
+
+    return _for_each(videos, work, args.quiet)
+
+
+def _read_2d(path: Path, reference_fps: float = 50.0):
+    """Any 2D file we accept -> list of (name, Tracks, fps, image_size).
+
+    The reference's files do not store a frame rate; ``reference_fps`` is used for them (its default, 50, is
+    the reference's own assumption).
+    """
+    import numpy as np
+
+    from .formats.keypoints import load_tracks
+    from .formats.reference import read_custom_dataset, read_detectron_npz
+    from .types import Tracks
+
+    from .errors import FormatError
+
+    try:
+        tracks, fps, size = load_tracks(path)
+        return [(path.stem, tracks, fps, size)]
+    except FormatError:
+        pass
+    names = _npz_names(path)
+    if "positions_2d" in names:  # the reference's data_2d_custom_NAME.npz: one single-person track per video
+        positions, metadata = read_custom_dataset(path)
+        out = []
+        for name, xy in positions.items():
+            meta = metadata.get("video_metadata", {}).get(name, {})
+            size = (int(meta.get("w", 0)), int(meta.get("h", 0)))
+            if min(size) <= 0:
+                raise FormatError(f"no image size for video {name!r} in metadata", path)
+            T = len(xy)
+            kp = np.concatenate([xy, np.ones((T, 17, 1), np.float32)], -1)[None]
+            tracks = Tracks(kp, np.array([1]), np.zeros((1, T), bool), np.arange(T) / reference_fps)
+            out.append((name, tracks, reference_fps, size))
+        return out
+    if "keypoints" in names and "boxes" in names:  # the reference's Detectron output: per-frame detections
+        from .formats.reference import fill_single_track
+
+        people, metadata = read_detectron_npz(path)
+        xy = fill_single_track(people)
+        T = len(xy)
+        kp = np.concatenate([xy, np.ones((T, 17, 1), np.float32)], -1)[None]
+        fps = reference_fps
+        tracks = Tracks(kp, np.array([1]), np.zeros((1, T), bool), np.arange(T) / fps)
+        return [(path.stem, tracks, fps, (int(metadata["w"]), int(metadata["h"])))]
+    raise FormatError("not a 2D keypoints file wildpose knows (wildpose detect, Detectron npz or custom dataset)",
+                      path)
+
+
+def _npz_names(path: Path) -> list[str]:
+    import zipfile
+
+    from .errors import FormatError
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return [n[:-4] if n.endswith(".npy") else n for n in z.namelist()]
+    except FileNotFoundError:
+        raise FormatError("no such file", path) from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FormatError(f"not an .npz file ({exc})", path) from None
+
+
+def cmd_lift(args) -> int:
+    from .formats.result import save_result
+    from .lift import load_lifter
+    from .pipeline import lift_tracks
+    from .types import Result
+
+    model = load_lifter(args.lifter)
+
+    def work(path: Path) -> str:
+        lines = []
+        for name, tracks, fps, size in _read_2d(path, args.fps or 50.0):
+            poses = lift_tracks(tracks, size, fps, model=model, focal_length=_focal(args), flip=not args.no_flip)
+            result = Result(tracks.keypoints_2d, poses, tracks.track_ids, tracks.timestamps, fps, size,
+                            tracks.interpolated)
+            out = Path(args.output) / name / "poses.npz"
+            save_result(result, out)
+            lines.append(f"{path}: {name}: {len(tracks)} tracks, {len(tracks.timestamps)} frames -> {out}")
+        return "\n".join(lines)
+
+    return _for_each([Path(p) for p in args.inputs], work, args.quiet)
+
+
+def cmd_dataset(args) -> int:
+    import numpy as np
+
+    from .errors import FormatError
+    from .formats.reference import write_custom_dataset
+
+    positions, metadata = {}, {}
+    paths = [Path(p) for p in args.inputs]
+    expanded = []
+    for p in paths:
+        expanded.extend(sorted(p.glob("*.npz")) if p.is_dir() else [p])
+
+    def work(path: Path) -> str:
+        for name, tracks, fps, size in _read_2d(path, args.fps or 50.0):
+            present = tracks.present.sum(1)
+            p = int(np.argmax(present))  # the main track: the reference keeps one person per video
+            kp = tracks.keypoints_2d[p, :, :, :2]
+            idx = np.flatnonzero(tracks.present[p])
+            if len(idx) == 0:
+                raise FormatError(f"video {name!r} has no keypoints", path)
+            kp = kp[idx[0]:idx[-1] + 1]  # the track's span; gaps inside were interpolated by the tracker
+            positions[name] = np.ascontiguousarray(kp, np.float32)
+            metadata[name] = {"w": int(size[0]), "h": int(size[1])}
+        return f"{path}: added {name}"
+
+    code = _for_each(expanded, work, args.quiet)
+    if not positions:
+        print("error: no 2D keypoints to write", file=sys.stderr)
+        return EXIT_FAILED
+    out = Path(args.output)
+    write_custom_dataset(out, positions, metadata)
+    if not args.quiet:
+        print(f"wrote {out} ({len(positions)} videos)")
+    return code
+
+
+def cmd_render(args) -> int:
+    from .formats.result import load_result
+    from .render import render_video
+
+    def work(_: Path) -> str:
+        result_path = Path(args.result)
+        if result_path.is_dir():
+            result_path = result_path / "poses.npz"
+        result = load_result(result_path)
+        out = Path(args.output)
+        bar, update = _progress_bar("render", not args.quiet and sys.stderr.isatty())
+        try:
+            n = render_video(args.video, result, out, start=args.start, end=args.end, progress=update)
+        finally:
+            bar.close()
+        return f"{args.video}: rendered {n} frames -> {out}"
+
+    return _for_each([Path(args.video)], work, args.quiet)
+
+
+def cmd_convert(args) -> int:
+    from .lift.convert import convert_checkpoint
+
+    def work(path: Path) -> str:
+        convert_checkpoint(path, args.output, fps=args.fps)
+        return f"{path}: converted -> {args.output}"
+
+    return _for_each([Path(args.checkpoint)], work, args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wildpose", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"wildpose {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p, outputs: str):
+        p.add_argument("-o", "--output", required=True, help=outputs)
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
+
+    def videos(p):
+        p.add_argument("inputs", nargs="+", help="video files or folders")
+        p.add_argument("--glob", help="pattern for files inside folders (default: every file)")
+        p.add_argument("--start", type=float, help="seconds: process from here")
+        p.add_argument("--end", type=float, help="seconds: process up to here")
+        p.add_argument("--input-size", type=int, help="MoveNet input's longer side in pixels (multiple of 32)")
+        p.add_argument("--max-people", type=int, help="keep the N people seen in the most frames")
+        p.add_argument("--single", action="store_true",
+                       help="the reference's behaviour: one person, the top-scoring one in each frame")
+
+    def lifting(p):
+        p.add_argument("--focal", type=float, help="focal length in pixels, if known (default: 60 degree field of view)")
+        p.add_argument("--lifter", help="a lifter .safetensors (default: the shipped model)")
+        p.add_argument("--no-flip", action="store_true", help="skip test-time flip averaging (faster, less accurate)")
+
+    p = sub.add_parser("run", help="videos -> tracked 3D people (poses.npz), optional render and reference export")
+    common(p, "output folder: one subfolder per video")
+    videos(p)
+    lifting(p)
+    p.add_argument("--render", action="store_true", help="also write render.mp4 (2D and 3D side by side)")
+    p.add_argument("--export-vp3d", action="store_true",
+                   help="also write <stem>.npy: the reference's (T, 17, 3) export of the main person")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("detect", help="videos -> 2D keypoints, one .npz per video")
+    common(p, "output folder")
+    videos(p)
+    p.add_argument("--format", choices=("wildpose", "detectron"), default="wildpose",
+                   help="wildpose: tracked people (no pickle); detectron: the reference's per-frame detections")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("dataset", help="2D .npz files -> the reference's data_2d_custom_NAME.npz")
+    common(p, "the data_2d_custom_NAME.npz to write")
+    p.add_argument("inputs", nargs="+", help="2D files (wildpose detect or Detectron .npz) or folders of them")
+    p.add_argument("--fps", type=float, help="frame rate of Detectron inputs (they do not store it; default 50)")
+    p.set_defaults(func=cmd_dataset)
+
+    p = sub.add_parser("lift", help="2D .npz (wildpose detect, Detectron or custom dataset) -> poses.npz")
+    common(p, "output folder: one subfolder per video")
+    p.add_argument("inputs", nargs="+", help="2D .npz files")
+    p.add_argument("--fps", type=float, help="frame rate of reference-format inputs (they do not store it; default 50)")
+    lifting(p)
+    p.set_defaults(func=cmd_lift)
+
+    p = sub.add_parser("render", help="draw a result over its video, with a 3D view beside it")
+    common(p, "the .mp4 to write")
+    p.add_argument("result", help="a result folder or its poses.npz")
+    p.add_argument("video", help="the video the result came from")
+    p.add_argument("--start", type=float, help="seconds (as given to run)")
+    p.add_argument("--end", type=float, help="seconds (as given to run)")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("convert-checkpoint", help="the reference's .bin checkpoint -> our .safetensors (needs torch)")
+    p.add_argument("checkpoint")
+    p.add_argument("output", help="the .safetensors to write (a .json config is written beside it)")
+    p.add_argument("--fps", type=float, default=50.0, help="frame rate the checkpoint was trained at (default 50)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

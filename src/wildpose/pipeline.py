@@ -1,0 +1,243 @@
+"""Compose the stages for one video: decode -> 2D people -> tracks -> 3D -> files.
+
+Each stage is its own module; this one only wires them together, owns the output folder layout and makes the
+folder appear atomically (it is assembled under a temporary name and renamed when complete).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import NoPersonError, VideoError, WildposeError
+from .types import People2D, Result, Tracks, VideoInfo
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, "int | None"], None]
+"""progress(frames_done, frames_total_or_None): called as frames are processed."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``wildpose run`` does for each video. Defaults are the CLI's defaults."""
+
+    start: float | None = None  # seconds; process only [start, end)
+    end: float | None = None
+    detector: str = "movenet"
+    detector_options: dict = field(default_factory=dict)  # passed to detect2d.create_detector
+    max_people: int | None = None  # keep the N tracks covering the most frames
+    single: bool = False  # the reference's behaviour: one person, the top-scoring box per frame
+    focal_length: float | None = None  # pixels; None: the lifter's default field of view
+    lifter: str | None = None  # path to a lifter .safetensors; None: the shipped model
+    flip: bool = True  # test-time flip averaging in the lifter
+    render: bool = False  # write render.mp4
+    export_vp3d: bool = False  # write <stem>.npy, the reference's --viz-export array for the main track
+
+
+@dataclass
+class VideoSummary:
+    """What happened to one video, for the CLI's one-line summary."""
+
+    path: str
+    out_dir: Path
+    frames: int
+    people: int
+    seconds: float
+    files: list[str]
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _tracker_config(options: RunOptions):
+    from .track import TrackerConfig
+
+    return dataclasses.replace(TrackerConfig(), max_people=options.max_people, single=options.single)
+
+
+def detect_video(path: str | os.PathLike, detector=None, *, start: float | None = None, end: float | None = None,
+                 progress: Progress | None = None) -> tuple[list[People2D], np.ndarray, VideoInfo]:
+    """Decode a video and find everyone in every frame.
+
+    Returns (people per frame, timestamps (T,) float64 seconds, VideoInfo). Frames are streamed: memory holds
+    one frame at a time plus the (small) keypoints.
+    """
+    from .detect2d import create_detector
+    from .video import probe, read_frames
+
+    info = probe(path)
+    detector = detector if detector is not None else create_detector("movenet")
+    people: list[People2D] = []
+    timestamps: list[float] = []
+    total = _expected_frames(info, start, end)
+    for frame in read_frames(path, start=start, end=end):
+        people.append(detector(frame.image))
+        timestamps.append(frame.timestamp)
+        if progress is not None:
+            progress(len(people), total)
+    if not people:
+        raise VideoError("no frames decoded" + (" in the selected segment" if start or end else ""), path)
+    return people, np.asarray(timestamps, np.float64), info
+
+
+def _expected_frames(info: VideoInfo, start: float | None, end: float | None) -> int | None:
+    if info.num_frames is None and info.duration is None:
+        return None
+    if start is None and end is None:
+        return info.num_frames or (round(info.duration * info.fps) if info.duration else None)
+    if info.duration is None:
+        return None
+    span = min(end if end is not None else info.duration, info.duration) - max(start or 0.0, 0.0)
+    return max(0, round(span * info.fps))
+
+
+def track_video(people: Sequence[People2D], timestamps: np.ndarray, options: RunOptions = RunOptions(),
+                path: str | os.PathLike | None = None) -> Tracks:
+    """Follow people over time; NoPersonError when nobody is found."""
+    from .track import track_people
+
+    tracks = track_people(people, timestamps, _tracker_config(options))
+    if len(tracks) == 0:
+        raise NoPersonError(f"no person found in {len(timestamps)} frames", path)
+    return tracks
+
+
+def lift_tracks(tracks: Tracks, image_size: tuple[int, int], fps: float, *, model=None,
+                focal_length: float | None = None, flip: bool = True) -> np.ndarray:
+    """3D poses for every track: (P, T, 17, 3) float32 metres, NaN where the track is absent.
+
+    Each contiguous run of a track's frames is lifted on its own, with its own timestamps, so the lifter's
+    temporal resampling sees the true time between frames (variable frame rate included).
+    """
+    from .lift import lift, load_lifter
+
+    model = model if model is not None else load_lifter()
+    P, T = tracks.keypoints_2d.shape[:2]
+    poses = np.full((P, T, 17, 3), np.nan, np.float32)
+    present = tracks.present
+    for p in range(P):
+        for lo, hi in _runs(present[p]):
+            poses[p, lo:hi] = lift(tracks.keypoints_2d[p, lo:hi], image_size, fps, focal_length=focal_length,
+                                   model=model, timestamps=tracks.timestamps[lo:hi], flip=flip)
+    return poses
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[lo, hi) index ranges where ``mask`` is True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *, detector=None, model=None,
+                  progress: Progress | None = None) -> tuple[Result, VideoInfo]:
+    """Video file -> Result (nothing written)."""
+    from .lift import load_lifter
+
+    model = model if model is not None else load_lifter(options.lifter)
+    people, timestamps, info = detect_video(path, detector, start=options.start, end=options.end, progress=progress)
+    tracks = track_video(people, timestamps, options, path)
+    poses = lift_tracks(tracks, info.image_size, info.fps, model=model, focal_length=options.focal_length,
+                        flip=options.flip)
+    result = Result(keypoints_2d=tracks.keypoints_2d, poses_3d=poses, track_ids=tracks.track_ids,
+                    timestamps=tracks.timestamps, fps=info.fps, image_size=info.image_size,
+                    interpolated=tracks.interpolated)
+    return result, info
+
+
+def main_track_poses(result: Result) -> np.ndarray:
+    """The reference's export for the main track: (T, 17, 3) float32, every frame of the video.
+
+    Frames before/after the track are held at its first/last pose, as the reference's dataset preparation
+    holds the edges; frames inside are the track's own (interpolated where it had short gaps).
+    """
+    p = result.main_track
+    present = result.present[p]
+    idx = np.flatnonzero(present)
+    t = np.arange(len(present))
+    after = np.clip(np.searchsorted(idx, t), 0, len(idx) - 1)  # first present frame at or after t
+    before = np.clip(after - 1, 0, len(idx) - 1)
+    nearest = np.where(np.abs(idx[before] - t) < np.abs(idx[after] - t), idx[before], idx[after])
+    filled = result.poses_3d[p][nearest]
+    return np.ascontiguousarray(filled, np.float32)
+
+
+@contextlib.contextmanager
+def _atomic_dir(final: Path):
+    """Assemble a folder under a temporary name; on success it replaces ``final`` whole, on error it vanishes."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial.", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if final.exists():
+        old = final.parent / f".{final.name}.old.{os.getpid()}"
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def output_dir_for(path: str | os.PathLike, out_root: str | os.PathLike) -> Path:
+    return Path(out_root) / Path(path).stem
+
+
+def run_video(path: str | os.PathLike, out_root: str | os.PathLike, options: RunOptions = RunOptions(), *,
+              detector=None, model=None, progress: Progress | None = None,
+              render_progress: Progress | None = None) -> VideoSummary:
+    """Process one video and write ``out_root/<stem>/`` (poses.npz, and render.mp4 / <stem>.npy if asked).
+
+    The folder appears complete or not at all. Raises WildposeError subclasses for bad input.
+    """
+    from .formats.result import save_result, save_vp3d_export
+
+    t0 = time.perf_counter()
+    path = Path(path)
+    if not path.exists():
+        raise VideoError("no such file", path)
+    result, info = process_video(path, options, detector=detector, model=model, progress=progress)
+    out_dir = output_dir_for(path, out_root)
+    files = ["poses.npz"]
+    with _atomic_dir(out_dir) as tmp:
+        save_result(result, tmp / "poses.npz")
+        if options.export_vp3d:
+            save_vp3d_export(main_track_poses(result), tmp / f"{path.stem}.npy")
+            files.append(f"{path.stem}.npy")
+        if options.render:
+            from .render import render_video
+
+            render_video(path, result, tmp / "render.mp4", start=options.start, end=options.end,
+                         progress=render_progress)
+            files.append("render.mp4")
+    seconds = time.perf_counter() - t0
+    return VideoSummary(str(path), out_dir, len(result.timestamps), len(result.track_ids), seconds, files)
+
+
+def find_videos(inputs: Sequence[str | os.PathLike], glob: str | None = None) -> list[Path]:
+    """Expand files and folders into a list of video paths (folders: ``glob``, default every file)."""
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found.extend(sorted(q for q in p.glob(glob or "*") if q.is_file() and not q.name.startswith(".")))
+        else:
+            found.append(p)  # missing files are reported per file by run_video, not here
+    return found
+
+
+__all__ = ["RunOptions", "VideoSummary", "detect_video", "track_video", "lift_tracks", "process_video",
+           "run_video", "find_videos", "main_track_poses", "WildposeError"]

@@ -1,0 +1,424 @@
+"""Follow people from frame to frame: online matching, then gap filling, splitting and selection.
+
+Two layers:
+
+- :class:`Tracker` is online: ``update(people, timestamp)`` gives each detection of a frame a track id (or -1).
+  Each live track predicts where it is now (its last box and keypoints moved by a smoothed constant velocity,
+  or held in place), the cost of pairing a track with a detection is ``1 - similarity`` where similarity is a
+  weighted mean of box IoU and OKS keypoint similarity, and pairs are chosen by optimal bipartite matching
+  (:func:`scipy.optimize.linear_sum_assignment`), accepting only pairs cheaper than ``max_cost``. As in
+  ByteTrack, detections scored between ``low_score`` and ``min_score`` get a second chance: they may continue
+  a track that found no confident detection (small, far people's scores dip from frame to frame) but never
+  start one. A track that has gone ``max_missed`` seconds without a detection is dropped.
+- :func:`track_people` runs the tracker over a whole video and builds the dense :class:`~wildpose.types.Tracks`:
+  gaps of at most ``max_gap`` seconds inside a track are filled by linear interpolation in time (marked
+  ``interpolated``), longer gaps split the track in two, tracks with fewer than ``min_track_length`` detected
+  frames are dropped, ``max_people`` keeps the tracks covering the most frames, and ``single`` reproduces the
+  reference's one-person behaviour instead.
+
+Why our own code rather than a tracking library: norfair 2.3 pins ``numpy<2`` (the project runs numpy 2) and
+pulls filterpy and matplotlib; supervision's ByteTrack matches boxes only (no keypoints) and brings matplotlib,
+pillow, requests and PyYAML; neither fills gaps or splits tracks, which is most of this module. The matching
+itself is a few lines on top of scipy, which the project already depends on.
+
+All times are seconds (presentation timestamps), so variable-frame-rate video behaves like constant-rate video.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .types import People2D, Tracks
+
+log = logging.getLogger(__name__)
+
+# COCO keypoint sigmas (per-joint localisation spread used by the COCO OKS metric), COCO-17 order
+COCO_SIGMAS = np.array(
+    [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
+     0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089], np.float64)
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """How people are followed. Scores refer to MoveNet MultiPose's person score (the box's fifth column).
+
+    Attributes
+    ----------
+    min_score : float
+        Detections scoring at least this may start a track (and are matched first). 0.2: MoveNet scores
+        small (60 px) people around 0.2-0.4, so the thresholds of larger models (0.5-0.7) lose them.
+    low_score : float
+        Detections scoring in ``[low_score, min_score)`` may only continue a track that found no better
+        detection in that frame (ByteTrack's second chance); below ``low_score`` they are ignored.
+    iou_weight, oks_weight : float
+        Weights of box IoU and OKS keypoint similarity in the pairing similarity (a weighted mean). Where a
+        track and a detection share no keypoint scored ``keypoint_score`` or more, IoU alone is used.
+    keypoint_score : float
+        Keypoints scored below this are left out of OKS.
+    max_cost : float
+        A track and a detection are paired only if ``1 - similarity`` is at most this (0.85: similarity of at
+        least 0.15, e.g. boxes that still overlap by 15 % after prediction).
+    motion : {"velocity", "constant"}
+        How a track predicts its box at the next timestamp: constant velocity of the box centre (smoothed
+        over recent matches), or constant position.
+    velocity_smoothing : float
+        Weight of the newest velocity measurement in the exponential average, in (0, 1].
+    max_missed : float
+        Seconds a track stays matchable after its last detection.
+    max_gap : float
+        Seconds between two consecutive detections of a track up to which the frames between them are
+        filled by linear interpolation; a longer gap splits the track into two tracks (two ids).
+    min_track_length : int
+        Tracks (after splitting) with fewer detected frames than this are dropped as spurious.
+    max_people : int or None
+        Keep only the N tracks present (detected or interpolated) in the most frames; None keeps all.
+    single : bool
+        The reference's behaviour: in every frame keep only the highest-scoring person (score at least
+        ``min_score``), as one track; frames without one are filled by linear interpolation and the frames
+        before the first and after the last detection hold the nearest detection. Ignores the matching.
+    """
+
+    min_score: float = 0.2
+    low_score: float = 0.1
+    iou_weight: float = 1.0
+    oks_weight: float = 1.0
+    keypoint_score: float = 0.1
+    max_cost: float = 0.85
+    motion: Literal["velocity", "constant"] = "velocity"
+    velocity_smoothing: float = 0.5
+    max_missed: float = 1.0
+    max_gap: float = 0.5
+    min_track_length: int = 10
+    max_people: int | None = None
+    single: bool = False
+
+    def __post_init__(self):
+        if not 0.0 <= self.low_score <= self.min_score:
+            raise ValueError(f"low_score must lie in [0, min_score], got {self.low_score} (min_score {self.min_score})")
+        if self.iou_weight < 0 or self.oks_weight < 0 or self.iou_weight + self.oks_weight <= 0:
+            raise ValueError(f"iou_weight and oks_weight must be >= 0 and not both 0, got {self.iou_weight}, "
+                             f"{self.oks_weight}")
+        if not 0.0 < self.max_cost <= 1.0:
+            raise ValueError(f"max_cost must lie in (0, 1], got {self.max_cost}")
+        if self.motion not in ("velocity", "constant"):
+            raise ValueError(f"motion must be 'velocity' or 'constant', got {self.motion!r}")
+        if not 0.0 < self.velocity_smoothing <= 1.0:
+            raise ValueError(f"velocity_smoothing must lie in (0, 1], got {self.velocity_smoothing}")
+        if self.max_missed < 0 or self.max_gap < 0:
+            raise ValueError(f"max_missed and max_gap must be >= 0 seconds, got {self.max_missed}, {self.max_gap}")
+        if self.min_track_length < 1:
+            raise ValueError(f"min_track_length must be >= 1 frame, got {self.min_track_length}")
+        if self.max_people is not None and self.max_people < 1:
+            raise ValueError(f"max_people must be >= 1 or None, got {self.max_people}")
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in ``a`` with every box in ``b``.
+
+    Parameters
+    ----------
+    a : (M, >=4) array, x1, y1, x2, y2 pixels (further columns ignored)
+    b : (N, >=4) array
+
+    Returns
+    -------
+    (M, N) float64 in [0, 1]; 0 where a box has no area.
+    """
+    a = np.asarray(a, np.float64)[:, None, :4]
+    b = np.asarray(b, np.float64)[None, :, :4]
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = w * h
+    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)
+    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    union = area_a + area_b - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def keypoint_similarity(a: np.ndarray, b: np.ndarray, areas: np.ndarray,
+                        min_score: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """OKS-style similarity of every pose in ``a`` with every pose in ``b``.
+
+    Per keypoint ``exp(-d^2 / (2 * area * (2 * sigma)^2))`` with COCO's sigmas, averaged over the keypoints
+    scored at least ``min_score`` in both poses.
+
+    Parameters
+    ----------
+    a : (M, 17, 3) x, y pixels and score
+    b : (N, 17, 3)
+    areas : (M,) pixel areas that set the scale (the boxes of ``a``)
+    min_score : keypoints scored below this in either pose are not compared
+
+    Returns
+    -------
+    oks : (M, N) float64 in [0, 1]; 0 where no keypoint is shared
+    shared : (M, N) bool, True where at least one keypoint was compared
+    """
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    d2 = ((a[:, None, :, :2] - b[None, :, :, :2]) ** 2).sum(-1)  # (M, N, 17)
+    scale = 2.0 * np.maximum(np.asarray(areas, np.float64), 1.0)[:, None, None] * (2 * COCO_SIGMAS) ** 2
+    visible = (a[:, None, :, 2] >= min_score) & (b[None, :, :, 2] >= min_score)
+    n = visible.sum(-1)
+    total = (np.exp(-d2 / scale) * visible).sum(-1)
+    return np.divide(total, n, out=np.zeros_like(total), where=n > 0), n > 0
+
+
+@dataclass
+class _Track:
+    """State of one live track (internal)."""
+
+    track_id: int
+    box: np.ndarray  # (4,) float64 x1, y1, x2, y2 of the last detection
+    keypoints: np.ndarray  # (17, 3) float64 of the last detection
+    time: float  # timestamp of the last detection
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # pixels per second, box centre
+    hits: int = 1
+
+    def predict(self, timestamp: float, use_velocity: bool) -> tuple[np.ndarray, np.ndarray]:
+        shift = self.velocity * (timestamp - self.time) if use_velocity else np.zeros(2)
+        box = self.box + np.tile(shift, 2)
+        keypoints = self.keypoints.copy()
+        keypoints[:, :2] += shift
+        return box, keypoints
+
+
+class Tracker:
+    """Online multi-person tracker: feed it one frame's detections at a time.
+
+    Parameters
+    ----------
+    config : TrackerConfig
+        Thresholds and weights; see :class:`TrackerConfig` (``max_people``, ``single``, ``max_gap`` and
+        ``min_track_length`` apply in :func:`track_people`, not here).
+
+    Examples
+    --------
+    >>> tracker = Tracker()
+    >>> ids = tracker.update(People2D.empty(), 0.0)
+    >>> ids.shape
+    (0,)
+    """
+
+    def __init__(self, config: TrackerConfig = TrackerConfig()):
+        self.config = config
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._last_time: float | None = None
+
+    @property
+    def active_ids(self) -> np.ndarray:
+        """(K,) int64 ids of the tracks still matchable."""
+        return np.array([t.track_id for t in self._tracks], np.int64)
+
+    def _cost(self, tracks: list[_Track], people: People2D, timestamp: float) -> np.ndarray:
+        """(len(tracks), len(people)) cost = 1 - weighted mean of IoU and OKS against the predicted pose."""
+        cfg = self.config
+        use_velocity = cfg.motion == "velocity"
+        predicted = [t.predict(timestamp, use_velocity) for t in tracks]
+        boxes = np.stack([p[0] for p in predicted])
+        keypoints = np.stack([p[1] for p in predicted])
+        iou = box_iou(boxes, people.boxes)
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        oks, shared = keypoint_similarity(keypoints, people.keypoints, areas, cfg.keypoint_score)
+        w_oks = cfg.oks_weight * shared
+        similarity = (cfg.iou_weight * iou + w_oks * oks) / (cfg.iou_weight + w_oks)
+        return 1.0 - similarity
+
+    def _match(self, track_index: np.ndarray, det_index: np.ndarray, people: People2D,
+               timestamp: float) -> list[tuple[int, int]]:
+        """Optimal pairs (track position, detection position) among the given ones, cost <= max_cost."""
+        if len(track_index) == 0 or len(det_index) == 0:
+            return []
+        cost = self._cost([self._tracks[i] for i in track_index], people[det_index], timestamp)
+        # pairs above max_cost are forbidden, not merely expensive: give them a cost no valid set can reach
+        forbidden = cost > self.config.max_cost
+        cost = np.where(forbidden, 1e6, cost)
+        rows, cols = linear_sum_assignment(cost)
+        return [(int(track_index[r]), int(det_index[c])) for r, c in zip(rows, cols) if not forbidden[r, c]]
+
+    def update(self, people: People2D, timestamp: float) -> np.ndarray:
+        """Assign this frame's detections to tracks.
+
+        Parameters
+        ----------
+        people : People2D
+            The frame's detections, N people.
+        timestamp : float
+            Seconds; must increase from call to call.
+
+        Returns
+        -------
+        (N,) int64 track ids (0, 1, 2, ... in order of creation), -1 for detections not tracked (too low a
+        score, or a low-score detection that continued no track).
+        """
+        cfg = self.config
+        timestamp = float(timestamp)
+        if self._last_time is not None and not timestamp > self._last_time:
+            raise ValueError(f"timestamp must increase: {timestamp} after {self._last_time}")
+        self._last_time = timestamp
+        # forget tracks that have been missing too long before they can claim anything
+        self._tracks = [t for t in self._tracks if timestamp - t.time <= cfg.max_missed]
+
+        ids = np.full(len(people), -1, np.int64)
+        scores = people.scores
+        finite = np.isfinite(people.boxes).all(1) & np.isfinite(people.keypoints).all((1, 2))
+        high = np.flatnonzero(finite & (scores >= cfg.min_score))
+        low = np.flatnonzero(finite & (scores >= cfg.low_score) & (scores < cfg.min_score))
+
+        all_tracks = np.arange(len(self._tracks))
+        pairs = self._match(all_tracks, high, people, timestamp)
+        matched = {t for t, _ in pairs}
+        pairs += self._match(np.array([t for t in all_tracks if t not in matched], np.int64), low, people,
+                             timestamp)
+
+        for t, d in pairs:
+            track = self._tracks[t]
+            box = people.boxes[d, :4].astype(np.float64)
+            dt = timestamp - track.time
+            measured = (_centre(box) - _centre(track.box)) / dt
+            a = cfg.velocity_smoothing if track.hits > 1 else 1.0
+            track.velocity = a * measured + (1 - a) * track.velocity
+            track.box, track.keypoints, track.time = box, people.keypoints[d].astype(np.float64), timestamp
+            track.hits += 1
+            ids[d] = track.track_id
+
+        taken = {d for _, d in pairs}
+        for d in high:
+            if d not in taken:
+                self._tracks.append(_Track(self._next_id, people.boxes[d, :4].astype(np.float64),
+                                           people.keypoints[d].astype(np.float64), timestamp))
+                ids[d] = self._next_id
+                self._next_id += 1
+        return ids
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+
+
+def _fill(keypoints: np.ndarray, detected: np.ndarray, timestamps: np.ndarray, hold_edges: bool) -> np.ndarray:
+    """Fill the frames not ``detected`` by per-coordinate linear interpolation in time.
+
+    keypoints: (T, 17, 3), values only where detected; detected: (T,) bool with at least one True.
+    Frames outside the detected span are held at the nearest detection if ``hold_edges``, else left NaN.
+    """
+    out = keypoints.copy()
+    known = np.flatnonzero(detected)
+    missing = np.flatnonzero(~detected)
+    if hold_edges:
+        fill = missing
+    else:
+        fill = missing[(missing > known[0]) & (missing < known[-1])]
+    if len(fill):
+        flat = keypoints[known].reshape(len(known), -1)
+        # np.interp holds the end values outside the known range, which is what hold_edges asks for
+        out[fill] = np.stack([np.interp(timestamps[fill], timestamps[known], flat[:, c])
+                              for c in range(flat.shape[1])], 1).reshape(len(fill), 17, 3)
+    return out
+
+
+def _single(frames: Sequence[People2D], timestamps: np.ndarray, config: TrackerConfig) -> Tracks:
+    T = len(frames)
+    keypoints = np.full((T, 17, 3), np.nan, np.float32)
+    detected = np.zeros(T, bool)
+    for t, people in enumerate(frames):
+        ok = np.flatnonzero((people.scores >= config.min_score) & np.isfinite(people.keypoints).all((1, 2)))
+        if len(ok):
+            keypoints[t] = people.keypoints[ok[np.argmax(people.scores[ok])]]
+            detected[t] = True
+    if not detected.any():
+        return _empty(T, timestamps)
+    filled = _fill(keypoints, detected, timestamps, hold_edges=True)
+    return Tracks(filled[None], np.array([1]), ~detected[None], timestamps)
+
+
+def _empty(T: int, timestamps: np.ndarray) -> Tracks:
+    return Tracks(np.zeros((0, T, 17, 3), np.float32), np.zeros(0, np.int32), np.zeros((0, T), bool), timestamps)
+
+
+def _split(frames_of_track: np.ndarray, timestamps: np.ndarray, max_gap: float) -> list[np.ndarray]:
+    """Cut a track's sorted frame indices wherever two consecutive detections are more than max_gap apart."""
+    gaps = np.diff(timestamps[frames_of_track]) > max_gap + 1e-9
+    return np.split(frames_of_track, np.flatnonzero(gaps) + 1)
+
+
+def track_people(frames: Sequence[People2D], timestamps: np.ndarray, config: TrackerConfig = TrackerConfig(),
+                 progress: Callable[[int, int], None] | None = None) -> Tracks:
+    """Follow everyone through a video and return dense per-track keypoints.
+
+    Parameters
+    ----------
+    frames : sequence of T People2D
+        Each frame's detections (COCO-17 pixels and scores).
+    timestamps : (T,) seconds, strictly increasing
+    config : TrackerConfig
+    progress : optional callable(done, total), called after each frame
+
+    Returns
+    -------
+    Tracks
+        ``keypoints_2d`` (P, T, 17, 3) float32, NaN where a track is absent; ``interpolated`` (P, T) marks the
+        filled frames; ``track_ids`` are 1..P in order of first appearance (ties: the tracker's order).
+        P may be 0 when nobody was tracked.
+    """
+    timestamps = np.asarray(timestamps, np.float64).reshape(-1)
+    T = len(frames)
+    if len(timestamps) != T:
+        raise ValueError(f"timestamps: expected {T} values (one per frame), got {len(timestamps)}")
+    if T > 1 and not (np.diff(timestamps) > 0).all():
+        raise ValueError("timestamps must be strictly increasing")
+    if config.single:
+        tracks = _single(frames, timestamps, config)
+        if progress is not None:
+            progress(T, T)
+        return tracks
+
+    tracker = Tracker(config)
+    # per raw id: the frames and detections it was matched to; O(detections) small arrays
+    observed: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for t, people in enumerate(frames):
+        ids = tracker.update(people, timestamps[t])
+        for d in np.flatnonzero(ids >= 0):
+            observed.setdefault(int(ids[d]), []).append((t, people.keypoints[d]))
+        if progress is not None:
+            progress(t + 1, T)
+
+    segments: list[tuple[np.ndarray, np.ndarray]] = []  # (frame indices, (n, 17, 3) keypoints)
+    for raw_id in sorted(observed):
+        frame_index = np.array([t for t, _ in observed[raw_id]])
+        keypoints = np.stack([k for _, k in observed[raw_id]])
+        start = 0
+        for part in _split(frame_index, timestamps, config.max_gap):
+            if len(part) >= config.min_track_length:
+                segments.append((part, keypoints[start:start + len(part)]))
+            start += len(part)
+
+    dense = []
+    for part, keypoints in segments:
+        detected = np.zeros(T, bool)
+        detected[part] = True
+        values = np.full((T, 17, 3), np.nan, np.float32)
+        values[part] = keypoints
+        filled = _fill(values, detected, timestamps, hold_edges=False)
+        span = np.zeros(T, bool)
+        span[part[0]:part[-1] + 1] = True
+        dense.append((part[0], filled, span & ~detected, span.sum()))
+
+    if config.max_people is not None and len(dense) > config.max_people:
+        # most frames covered first; among equals the earlier track
+        order = sorted(range(len(dense)), key=lambda i: (-dense[i][3], dense[i][0], i))
+        dropped = len(dense) - config.max_people
+        dense = [dense[i] for i in sorted(order[:config.max_people])]
+        log.info("kept the %d longest tracks of %d", config.max_people, config.max_people + dropped)
+    if not dense:
+        return _empty(T, timestamps)
+    dense.sort(key=lambda d: d[0])  # stable: ties keep the tracker's order
+    log.debug("%d tracks over %d frames", len(dense), T)
+    return Tracks(np.stack([d[1] for d in dense]), np.arange(1, len(dense) + 1),
+                  np.stack([d[2] for d in dense]), timestamps)

@@ -1,0 +1,164 @@
+"""The whole tool, through its command line, on the real shared videos and on bad input."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wildpose.cli import main
+from wildpose.formats.result import load_result
+
+
+@pytest.fixture(scope="module")
+def walk_run(walk_video, tmp_path_factory):
+    """One full run on walk_single.mp4, shared by the tests that read its outputs."""
+    out = tmp_path_factory.mktemp("walk")
+    code = main(["run", str(walk_video), "-o", str(out), "--export-vp3d", "-q"])
+    return code, out / walk_video.stem
+
+
+@pytest.fixture(scope="module")
+def crowd_run(crowd_video, tmp_path_factory):
+    out = tmp_path_factory.mktemp("crowd")
+    code = main(["run", str(crowd_video), "-o", str(out), "-q"])
+    return code, out / crowd_video.stem
+
+
+def _segments_of(mask: np.ndarray) -> int:
+    return int(np.sum(np.diff(np.concatenate([[0], mask.astype(int), [0]])) == 1))
+
+
+def test_walk_single_one_track_covers_the_walk(walk_run):
+    code, folder = walk_run
+    assert code == 0
+    result = load_result(folder / "poses.npz")
+    P, T = result.track_ids.shape[0], result.timestamps.shape[0]
+    assert T == 444
+    assert result.fps == pytest.approx(25.0)
+    assert tuple(result.image_size) == (480, 360)
+    # one man: one track, present over one unbroken stretch covering most of the video
+    assert P == 1, f"expected one track, got ids {result.track_ids}"
+    present = result.present[0]
+    assert _segments_of(present) == 1
+    assert present.sum() >= 0.6 * T, f"track covers only {present.sum()} of {T} frames"
+    # 3D: metres, root-relative, plausible human size (ankle to head top 1.2-2.2 m when standing/walking)
+    poses = result.poses_3d[0][present]
+    assert np.all(np.isfinite(poses))
+    assert np.abs(poses[:, 0]).max() < 1e-6
+    height = np.linalg.norm(poses[:, 10] - (poses[:, 3] + poses[:, 6]) / 2, axis=-1)
+    assert 1.2 < np.median(height) < 2.2, np.median(height)
+    # 2D: inside the frame where detected, NaN where absent
+    kp = result.keypoints_2d[0][present]
+    assert np.nanmin(kp[..., 0]) > -50 and np.nanmax(kp[..., 0]) < 530
+    assert np.isnan(result.keypoints_2d[0][~present]).all()
+    # interpolated frames are a subset of the present ones
+    assert not (result.interpolated[0] & ~present).any()
+
+
+def test_walk_single_vp3d_export(walk_run, walk_video):
+    _, folder = walk_run
+    export = np.load(folder / f"{walk_video.stem}.npy", allow_pickle=False)
+    result = load_result(folder / "poses.npz")
+    assert export.dtype == np.float32 and export.shape == (444, 17, 3)
+    assert np.isfinite(export).all()
+    present = result.present[result.main_track]
+    np.testing.assert_allclose(export[present], result.poses_3d[result.main_track][present])
+
+
+def test_marathon_several_stable_tracks(crowd_run):
+    code, folder = crowd_run
+    assert code == 0
+    result = load_result(folder / "poses.npz")
+    T = len(result.timestamps)
+    assert T == 138
+    present = result.present
+    simultaneous = present.sum(0)
+    assert np.median(simultaneous) >= 3, f"median people per frame {np.median(simultaneous)}"
+    long_tracks = present.sum(1) >= T // 2
+    assert long_tracks.sum() >= 3, "fewer than 3 people tracked for half the clip"
+    assert len(set(result.track_ids.tolist())) == len(result.track_ids)
+    # stable ids: a track's hip centre moves smoothly from frame to frame (no jumps to another runner)
+    hips = np.nanmean(result.keypoints_2d[..., [11, 12], :2], axis=2)  # (P, T, 2)
+    step = np.linalg.norm(np.diff(hips, axis=1), axis=-1)
+    both = present[:, 1:] & present[:, :-1]
+    width = result.image_size[0]
+    assert np.nanmax(np.where(both, step, 0)) < 0.08 * width, "a track jumps across the frame between frames"
+
+
+def test_run_outputs_are_complete_folders_only(walk_run):
+    _, folder = walk_run
+    leftovers = [p.name for p in folder.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def _write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(walk_video, tmp_path_factory):
+    """One of each kind of bad input, next to a good (short) video."""
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "notes.mp4").write_text("this is not a video\n")
+    (folder / "noise.mkv").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    raw = walk_video.read_bytes()
+    (folder / "truncated.mp4").write_bytes(raw[: len(raw) * 4 // 10])
+    coffee = data.coffee()[:384, :576]  # a cup of coffee: no person
+    _write_video(folder / "nobody.mp4", [coffee] * 8)
+    import av
+
+    with av.open(str(folder / "empty.mp4"), "w") as container:  # a video stream with zero frames
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height = 64, 64
+    good = folder / "good.mp4"
+    shutil.copy(walk_video, good)
+    return folder
+
+
+def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(bad_inputs, tmp_path, capfd):
+    out = tmp_path / "out"
+    missing = bad_inputs / "missing.mp4"
+    inputs = [missing] + sorted(p for p in bad_inputs.iterdir() if p.name != "good.mp4") + [bad_inputs / "good.mp4"]
+    code = main(["run", *map(str, inputs), "-o", str(out), "-q", "--end", "3"])
+    err = capfd.readouterr().err
+    assert code == 1
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    bad = [p for p in inputs if p.name != "good.mp4"]
+    for p in bad:
+        mine = [line for line in lines if str(p) in line]
+        assert len(mine) == 1, f"expected one error line for {p.name}, got {mine}\n{err}"
+    assert len(lines) == len(bad)
+    # the good file was processed; nothing at all was written for the bad ones
+    assert (out / "good" / "poses.npz").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["good"]
+
+
+def test_cli_entry_point_and_usage_errors(tmp_path):
+    exe = shutil.which("wildpose") or sys.executable
+    args = [exe] if exe.endswith("wildpose") else [exe, "-m", "wildpose.cli"]
+    done = subprocess.run([*args, "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and "wildpose" in done.stdout
+    done = subprocess.run([*args, "run"], capture_output=True, text=True)
+    assert done.returncode == 2
+    done = subprocess.run([*args, "run", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "o")], capture_output=True,
+                          text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and "nope.mp4" in done.stderr
+    assert not (tmp_path / "o" / "nope").exists()
