@@ -162,3 +162,85 @@ def test_cli_entry_point_and_usage_errors(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "nope.mp4" in done.stderr
     assert not (tmp_path / "o" / "nope").exists()
+
+
+def test_reference_steps_detect_dataset_lift_render(walk_video, tmp_path):
+    """The reference's workflow, step by step: detect -> dataset -> lift, and render of a run's result."""
+    from wildpose.formats.keypoints import load_tracks
+    from wildpose.formats.reference import read_custom_dataset
+
+    det = tmp_path / "det"
+    assert main(["detect", str(walk_video), "-o", str(det), "-q", "--end", "4"]) == 0
+    tracks, fps, size = load_tracks(det / "walk_single.npz")
+    assert fps == pytest.approx(25.0) and size == (480, 360)
+    assert len(tracks.timestamps) == 100 and len(tracks) == 1
+
+    assert main(["detect", str(walk_video), "-o", str(tmp_path / "d2"), "-q", "--end", "4",
+                 "--format", "detectron"]) == 0
+    # the reference's run.py loads these with allow_pickle=True; check that structure with plain numpy
+    raw = np.load(tmp_path / "d2" / "walk_single.npz", allow_pickle=True)
+    assert len(raw["keypoints"]) == 100 and raw["metadata"].item() == {"w": 480, "h": 360}
+
+    dataset = tmp_path / "data_2d_custom_mine.npz"
+    assert main(["dataset", str(det / "walk_single.npz"), str(tmp_path / "d2" / "walk_single.npz"),
+                 "-o", str(dataset), "-q"]) == 0
+    positions, metadata = read_custom_dataset(dataset)
+    assert set(positions) == {"walk_single"}  # both inputs are the same video: one entry
+    ref = np.load(dataset, allow_pickle=True)
+    xy = ref["positions_2d"].item()["walk_single"]["custom"][0]
+    assert xy.dtype == np.float32 and xy.shape[1:] == (17, 2)
+    assert ref["metadata"].item()["video_metadata"]["walk_single"] == {"w": 480, "h": 360}
+
+    lifted = tmp_path / "lifted"
+    assert main(["lift", str(dataset), "-o", str(lifted), "-q", "--fps", "25"]) == 0
+    result = load_result(lifted / "walk_single" / "poses.npz")
+    assert result.poses_3d.shape == (1, len(xy), 17, 3) and np.isfinite(result.poses_3d).all()
+
+    assert main(["lift", str(det / "walk_single.npz"), "-o", str(lifted / "b"), "-q"]) == 0
+    result = load_result(lifted / "b" / "walk_single" / "poses.npz")
+    assert result.poses_3d.shape[1] == 100
+
+    # render a run's result with the separate command
+    out = tmp_path / "run"
+    assert main(["run", str(walk_video), "-o", str(out), "-q", "--end", "2"]) == 0
+    video = tmp_path / "render.mp4"
+    assert main(["render", str(out / "walk_single"), str(walk_video), "-o", str(video), "--end", "2", "-q"]) == 0
+    from wildpose.video import probe
+
+    info = probe(video)
+    assert info.num_frames in (None, 50) and info.width > 480 and info.fps == pytest.approx(25.0)
+    assert sum(1 for _ in __import__("wildpose.video", fromlist=["read_frames"]).read_frames(video)) == 50
+
+
+def test_run_render_writes_video(walk_video, tmp_path):
+    out = tmp_path / "out"
+    assert main(["run", str(walk_video), "-o", str(out), "--render", "--start", "6", "--end", "8", "-q"]) == 0
+    from wildpose.video import probe, read_frames
+
+    info = probe(out / "walk_single" / "render.mp4")
+    assert info.fps == pytest.approx(25.0) and info.height >= 360
+    frames = sum(1 for _ in read_frames(out / "walk_single" / "render.mp4"))
+    result = load_result(out / "walk_single" / "poses.npz")
+    assert frames == len(result.timestamps) == 50
+    assert result.timestamps[0] == pytest.approx(6.0, abs=0.05)
+
+
+def test_hostile_inputs_to_lift_are_refused(tmp_path):
+    """A 2D file with a pickle payload must not run code."""
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    arr = np.empty(1, dtype=object)
+    arr[0] = Payload()
+    evil = tmp_path / "evil.npz"
+    with open(evil, "wb") as f:
+        np.savez(f, positions_2d=arr, metadata=arr)
+    code = main(["lift", str(evil), "-o", str(tmp_path / "o"), "-q"])
+    assert code == 1
+    assert not marker.exists()
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

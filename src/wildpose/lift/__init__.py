@@ -1,0 +1,143 @@
+"""2D keypoint tracks -> 3D poses with the temporal convolutional lifter (numpy inference, no torch)."""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import numpy as np
+
+from wildpose.lift.model import TemporalModel
+from wildpose.lift.normalize import normalize_keypoints
+from wildpose.lift.weights import load_lifter, save_lifter
+
+__all__ = ["lift", "TemporalModel", "load_lifter", "save_lifter", "resample"]
+
+
+@functools.lru_cache(maxsize=1)
+def _default_lifter() -> TemporalModel:
+    # loading checks a sha256 and folds batch norm: once per process is enough
+    return load_lifter(None)
+
+
+def resample(values: np.ndarray, times: np.ndarray, new_times: np.ndarray) -> np.ndarray:
+    """Linear interpolation in time of every coordinate; times outside ``times`` take the edge value.
+
+    Parameters
+    ----------
+    values : ndarray, (T, ...)
+    times : ndarray, (T,)
+        Seconds, strictly increasing.
+    new_times : ndarray, (N,)
+        Seconds.
+
+    Returns
+    -------
+    ndarray, (N, ...) float32
+    """
+    values = np.asarray(values, np.float32)
+    times = np.asarray(times, np.float64)
+    new_times = np.asarray(new_times, np.float64)
+    if len(times) == 1:
+        return np.repeat(values, len(new_times), axis=0)
+    left = np.clip(np.searchsorted(times, new_times, side="right") - 1, 0, len(times) - 2)
+    frac = np.clip((new_times - times[left]) / (times[left + 1] - times[left]), 0.0, 1.0)
+    frac = frac.astype(np.float32).reshape((-1,) + (1,) * (values.ndim - 1))
+    return values[left] * (1.0 - frac) + values[left + 1] * frac
+
+
+def _check_timestamps(timestamps: np.ndarray | None, n_frames: int, fps: float) -> np.ndarray:
+    if timestamps is None:
+        return np.arange(n_frames, dtype=np.float64) / fps
+    times = np.asarray(timestamps, np.float64)
+    if times.shape != (n_frames,):
+        raise ValueError(f"timestamps: expected shape ({n_frames},) to match keypoints_2d, got {times.shape}")
+    if not np.all(np.isfinite(times)):
+        raise ValueError("timestamps: contains NaN or infinity")
+    if n_frames > 1 and not np.all(np.diff(times) > 0):
+        raise ValueError("timestamps: must be strictly increasing (seconds)")
+    return times
+
+
+def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float, focal_length: float | None = None,
+         model: TemporalModel | str | os.PathLike | None = None, timestamps: np.ndarray | None = None,
+         flip: bool = True) -> np.ndarray:
+    """Lift one person's 2D keypoint track to 3D poses.
+
+    The track is normalised the way the model was trained ("screen" or "focal"), resampled in time to the
+    model's frame rate (linear interpolation per coordinate on a uniform grid covering the track's time
+    span), lifted, and resampled back to the input's timestamps, so the output has one pose per input frame.
+
+    Parameters
+    ----------
+    keypoints_2d : ndarray, (T, 17, 2) or (T, 17, 3)
+        COCO-17 keypoints, pixels of the displayed frame (x right, y down); a third (score) column is
+        ignored. No NaN: fill gaps first (track.py does).
+    image_size : (width, height)
+        Pixels.
+    fps : float
+        The input's frame rate (frames/s); gives the timestamps when ``timestamps`` is None.
+    focal_length : float, optional
+        Pixels; used by "focal" models (default: a 60-degree field of view across the longer side).
+    model : TemporalModel or path, optional
+        Default: the shipped lifter (loaded once per process).
+    timestamps : ndarray, (T,), optional
+        Seconds, strictly increasing (variable frame rate video); default ``arange(T) / fps``.
+    flip : bool
+        Test-time flip augmentation (about twice the compute, slightly better poses).
+
+    Returns
+    -------
+    ndarray, (T, J_out, 3) float32
+        Human3.6M-17 joints (J_out = 17 for our models), metres, camera axes (x right, y down,
+        z forward), root-relative: joint 0 is exactly 0.
+
+    Raises
+    ------
+    ValueError
+        naming the argument, for wrong shapes, NaN keypoints, or a non-positive fps or image size.
+    ModelError
+        if the default model cannot be loaded.
+    """
+    if model is None:
+        model = _default_lifter()
+    elif not isinstance(model, TemporalModel):
+        model = load_lifter(model)
+
+    kp = np.asarray(keypoints_2d)
+    if kp.ndim != 3 or kp.shape[1] != model.in_joints or kp.shape[2] not in (2, 3) or kp.shape[0] < 1:
+        raise ValueError(f"keypoints_2d: expected shape (T >= 1, {model.in_joints}, 2 or 3), got {kp.shape}")
+    xy = kp[..., :2].astype(np.float32)
+    if not np.all(np.isfinite(xy)):
+        bad = np.flatnonzero(~np.isfinite(xy).all(axis=(1, 2)))
+        raise ValueError(f"keypoints_2d: NaN or infinity in {len(bad)} frame(s) (first: {bad[0]}); one person's "
+                         "track must be complete: fill gaps before lifting")
+    try:
+        width, height = (float(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size: expected (width, height) in pixels, got {image_size!r}") from None
+    if not (width > 0 and height > 0 and math.isfinite(width) and math.isfinite(height)):
+        raise ValueError(f"image_size: expected positive (width, height), got {image_size!r}")
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps: expected a positive number of frames per second, got {fps!r}")
+    if focal_length is not None and not (math.isfinite(focal_length) and focal_length > 0):
+        raise ValueError(f"focal_length: expected a positive number of pixels, got {focal_length!r}")
+
+    n_frames = kp.shape[0]
+    times = _check_timestamps(timestamps, n_frames, float(fps))
+    inputs = normalize_keypoints(xy, (width, height), model.input_normalisation, focal_length)
+
+    # the model only knows motion at its training frame rate: resample the track onto its time grid
+    period = 1.0 / model.fps
+    n_grid = int(math.ceil((times[-1] - times[0]) / period - 1e-6)) + 1
+    grid = times[0] + np.arange(n_grid) * period
+    same_grid = n_grid == n_frames and np.allclose(grid, times, rtol=0.0, atol=1e-3 * period)
+    if not same_grid:
+        inputs = resample(inputs, times, grid)
+    poses = model.predict(inputs, flip=flip)
+    if not same_grid:
+        poses = resample(poses, grid, times)
+    poses = np.ascontiguousarray(poses, np.float32)
+    poses[:, 0, :] = 0.0
+    return poses
