@@ -171,32 +171,32 @@ def test_reference_steps_detect_dataset_lift_render(walk_video, tmp_path):
 
     det = tmp_path / "det"
     assert main(["detect", str(walk_video), "-o", str(det), "-q", "--end", "4"]) == 0
-    tracks, fps, size = load_tracks(det / "walk_single.npz")
+    tracks, fps, size = load_tracks(det / "walk_single.mp4.npz")
     assert fps == pytest.approx(25.0) and size == (480, 360)
     assert len(tracks.timestamps) == 100 and len(tracks) == 1
 
     assert main(["detect", str(walk_video), "-o", str(tmp_path / "d2"), "-q", "--end", "4",
                  "--format", "detectron"]) == 0
     # the reference's run.py loads these with allow_pickle=True; check that structure with plain numpy
-    raw = np.load(tmp_path / "d2" / "walk_single.npz", allow_pickle=True)
+    raw = np.load(tmp_path / "d2" / "walk_single.mp4.npz", allow_pickle=True)
     assert len(raw["keypoints"]) == 100 and raw["metadata"].item() == {"w": 480, "h": 360}
 
     dataset = tmp_path / "data_2d_custom_mine.npz"
-    assert main(["dataset", str(det / "walk_single.npz"), str(tmp_path / "d2" / "walk_single.npz"),
+    assert main(["dataset", str(det / "walk_single.mp4.npz"), str(tmp_path / "d2" / "walk_single.mp4.npz"),
                  "-o", str(dataset), "-q"]) == 0
     positions, metadata = read_custom_dataset(dataset)
-    assert set(positions) == {"walk_single"}  # both inputs are the same video: one entry
+    assert set(positions) == {"walk_single.mp4"}  # both inputs are the same video: one entry
     ref = np.load(dataset, allow_pickle=True)
-    xy = ref["positions_2d"].item()["walk_single"]["custom"][0]
+    xy = ref["positions_2d"].item()["walk_single.mp4"]["custom"][0]
     assert xy.dtype == np.float32 and xy.shape[1:] == (17, 2)
-    assert ref["metadata"].item()["video_metadata"]["walk_single"] == {"w": 480, "h": 360}
+    assert ref["metadata"].item()["video_metadata"]["walk_single.mp4"] == {"w": 480, "h": 360}
 
     lifted = tmp_path / "lifted"
     assert main(["lift", str(dataset), "-o", str(lifted), "-q", "--fps", "25"]) == 0
     result = load_result(lifted / "walk_single" / "poses.npz")
     assert result.poses_3d.shape == (1, len(xy), 17, 3) and np.isfinite(result.poses_3d).all()
 
-    assert main(["lift", str(det / "walk_single.npz"), "-o", str(lifted / "b"), "-q"]) == 0
+    assert main(["lift", str(det / "walk_single.mp4.npz"), "-o", str(lifted / "b"), "-q"]) == 0
     result = load_result(lifted / "b" / "walk_single" / "poses.npz")
     assert result.poses_3d.shape[1] == 100
 

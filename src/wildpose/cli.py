@@ -62,7 +62,7 @@ def _options(args) -> "RunOptions":
     detector_options = {}
     if getattr(args, "input_size", None):
         detector_options["input_size"] = args.input_size
-    return RunOptions(start=args.start, end=args.end, detector_options=detector_options,
+    return RunOptions(start=getattr(args, "start", None), end=getattr(args, "end", None), detector_options=detector_options,
                       max_people=getattr(args, "max_people", None), single=getattr(args, "single", False),
                       focal_length=_focal(args), lifter=getattr(args, "lifter", None),
                       flip=not getattr(args, "no_flip", False), render=getattr(args, "render", False),
@@ -76,10 +76,9 @@ def _focal(args) -> float | None:
 
 
 def _detector(args):
-    from .detect2d import create_detector
+    from .pipeline import make_detector
 
-    kwargs = {"input_size": args.input_size} if getattr(args, "input_size", None) else {}
-    return create_detector("movenet", **kwargs)
+    return make_detector(_options(args))
 
 
 def cmd_run(args) -> int:
@@ -124,7 +123,9 @@ def cmd_detect(args) -> int:
             people, timestamps, info = detect_video(path, detector, start=args.start, end=args.end, progress=update)
         finally:
             bar.close()
-        out = Path(args.output) / f"{path.stem}.npz"
+        # named like the reference's infer_video_d2.py output (<video file name>.npz), so that the dataset's
+        # entry is the video's file name, as the reference's --viz-subject expects
+        out = Path(args.output) / f"{path.name}.npz"
         if args.format == "detectron":
             write_detectron_npz(out, people, info.width, info.height)
             what = f"{sum(len(p) for p in people)} detections"
@@ -151,9 +152,10 @@ def _read_2d(path: Path, reference_fps: float = 50.0):
 
     from .errors import FormatError
 
+    name = path.name[:-4] if path.name.endswith(".npz") else path.stem
     try:
         tracks, fps, size = load_tracks(path)
-        return [(path.stem, tracks, fps, size)]
+        return [(name, tracks, fps, size)]
     except FormatError:
         pass
     names = _npz_names(path)
@@ -179,7 +181,7 @@ def _read_2d(path: Path, reference_fps: float = 50.0):
         kp = np.concatenate([xy, np.ones((T, 17, 1), np.float32)], -1)[None]
         fps = reference_fps
         tracks = Tracks(kp, np.array([1]), np.zeros((1, T), bool), np.arange(T) / fps)
-        return [(path.stem, tracks, fps, (int(metadata["w"]), int(metadata["h"])))]
+        return [(name, tracks, fps, (int(metadata["w"]), int(metadata["h"])))]
     raise FormatError("not a 2D keypoints file wildpose knows (wildpose detect, Detectron npz or custom dataset)",
                       path)
 
@@ -212,7 +214,7 @@ def cmd_lift(args) -> int:
             poses = lift_tracks(tracks, size, fps, model=model, focal_length=_focal(args), flip=not args.no_flip)
             result = Result(tracks.keypoints_2d, poses, tracks.track_ids, tracks.timestamps, fps, size,
                             tracks.interpolated)
-            out = Path(args.output) / name / "poses.npz"
+            out = Path(args.output) / Path(name).stem / "poses.npz"  # walk.mp4 -> walk/, as `run` names it
             save_result(result, out)
             lines.append(f"{path}: {name}: {len(tracks)} tracks, {len(tracks.timestamps)} frames -> {out}")
         return "\n".join(lines)

@@ -67,6 +67,16 @@ def _tracker_config(options: RunOptions):
     return dataclasses.replace(TrackerConfig(), max_people=options.max_people, single=options.single)
 
 
+def make_detector(options: RunOptions = RunOptions()):
+    """The 2D detector for ``options``. It keeps people down to the tracker's second-chance score, so that
+    low-scoring detections (small or occluded people) can still continue a track they belong to."""
+    from .detect2d import create_detector
+    from .track import TrackerConfig
+
+    kwargs = {"score_threshold": TrackerConfig().low_score, **options.detector_options}
+    return create_detector(options.detector, **kwargs)
+
+
 def detect_video(path: str | os.PathLike, detector=None, *, start: float | None = None, end: float | None = None,
                  progress: Progress | None = None) -> tuple[list[People2D], np.ndarray, VideoInfo]:
     """Decode a video and find everyone in every frame.
@@ -74,11 +84,10 @@ def detect_video(path: str | os.PathLike, detector=None, *, start: float | None 
     Returns (people per frame, timestamps (T,) float64 seconds, VideoInfo). Frames are streamed: memory holds
     one frame at a time plus the (small) keypoints.
     """
-    from .detect2d import create_detector
     from .video import probe, read_frames
 
     info = probe(path)
-    detector = detector if detector is not None else create_detector("movenet")
+    detector = detector if detector is not None else make_detector()
     people: list[People2D] = []
     timestamps: list[float] = []
     total = _expected_frames(info, start, end)

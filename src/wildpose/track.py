@@ -8,8 +8,9 @@ Two layers:
   weighted mean of box IoU and OKS keypoint similarity, and pairs are chosen by optimal bipartite matching
   (:func:`scipy.optimize.linear_sum_assignment`), accepting only pairs cheaper than ``max_cost``. As in
   ByteTrack, detections scored between ``low_score`` and ``min_score`` get a second chance: they may continue
-  a track that found no confident detection (small, far people's scores dip from frame to frame) but never
-  start one. A track that has gone ``max_missed`` seconds without a detection is dropped.
+  a track that found no confident detection (small, far people's scores dip from frame to frame; a stricter
+  ``low_max_cost`` applies) but never start one. A track that has gone ``max_missed`` seconds without a
+  detection is dropped.
 - :func:`track_people` runs the tracker over a whole video and builds the dense :class:`~wildpose.types.Tracks`:
   gaps of at most ``max_gap`` seconds inside a track are filled by linear interpolation in time (marked
   ``interpolated``), longer gaps split the track in two, tracks with fewer than ``min_track_length`` detected
@@ -33,7 +34,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .types import People2D, Tracks
+from wildpose.types import People2D, Tracks
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,12 @@ class TrackerConfig:
     keypoint_score : float
         Keypoints scored below this are left out of OKS.
     max_cost : float
-        A track and a detection are paired only if ``1 - similarity`` is at most this (0.85: similarity of at
-        least 0.15, e.g. boxes that still overlap by 15 % after prediction).
+        A track and a confident detection are paired only if ``1 - similarity`` is at most this (0.8:
+        similarity of at least 0.2, e.g. boxes that still overlap by 20 % after prediction, which lets a
+        track pick its person up again after a few missed frames).
+    low_max_cost : float
+        The same for the second chance of low-score detections, stricter (as ByteTrack's second stage):
+        in crowds, low scores often belong to boxes that straddle two people.
     motion : {"velocity", "constant"}
         How a track predicts its box at the next timestamp: constant velocity of the box centre (smoothed
         over recent matches), or constant position.
@@ -88,7 +93,8 @@ class TrackerConfig:
     iou_weight: float = 1.0
     oks_weight: float = 1.0
     keypoint_score: float = 0.1
-    max_cost: float = 0.85
+    max_cost: float = 0.8
+    low_max_cost: float = 0.5
     motion: Literal["velocity", "constant"] = "velocity"
     velocity_smoothing: float = 0.5
     max_missed: float = 1.0
@@ -103,8 +109,9 @@ class TrackerConfig:
         if self.iou_weight < 0 or self.oks_weight < 0 or self.iou_weight + self.oks_weight <= 0:
             raise ValueError(f"iou_weight and oks_weight must be >= 0 and not both 0, got {self.iou_weight}, "
                              f"{self.oks_weight}")
-        if not 0.0 < self.max_cost <= 1.0:
-            raise ValueError(f"max_cost must lie in (0, 1], got {self.max_cost}")
+        if not (0.0 < self.max_cost <= 1.0 and 0.0 < self.low_max_cost <= 1.0):
+            raise ValueError(f"max_cost and low_max_cost must lie in (0, 1], got {self.max_cost}, "
+                             f"{self.low_max_cost}")
         if self.motion not in ("velocity", "constant"):
             raise ValueError(f"motion must be 'velocity' or 'constant', got {self.motion!r}")
         if not 0.0 < self.velocity_smoothing <= 1.0:
@@ -231,13 +238,13 @@ class Tracker:
         return 1.0 - similarity
 
     def _match(self, track_index: np.ndarray, det_index: np.ndarray, people: People2D,
-               timestamp: float) -> list[tuple[int, int]]:
+               timestamp: float, max_cost: float) -> list[tuple[int, int]]:
         """Optimal pairs (track position, detection position) among the given ones, cost <= max_cost."""
         if len(track_index) == 0 or len(det_index) == 0:
             return []
         cost = self._cost([self._tracks[i] for i in track_index], people[det_index], timestamp)
         # pairs above max_cost are forbidden, not merely expensive: give them a cost no valid set can reach
-        forbidden = cost > self.config.max_cost
+        forbidden = cost > max_cost
         cost = np.where(forbidden, 1e6, cost)
         rows, cols = linear_sum_assignment(cost)
         return [(int(track_index[r]), int(det_index[c])) for r, c in zip(rows, cols) if not forbidden[r, c]]
@@ -272,10 +279,10 @@ class Tracker:
         low = np.flatnonzero(finite & (scores >= cfg.low_score) & (scores < cfg.min_score))
 
         all_tracks = np.arange(len(self._tracks))
-        pairs = self._match(all_tracks, high, people, timestamp)
+        pairs = self._match(all_tracks, high, people, timestamp, cfg.max_cost)
         matched = {t for t, _ in pairs}
         pairs += self._match(np.array([t for t in all_tracks if t not in matched], np.int64), low, people,
-                             timestamp)
+                             timestamp, cfg.low_max_cost)
 
         for t, d in pairs:
             track = self._tracks[t]
@@ -302,50 +309,43 @@ def _centre(box: np.ndarray) -> np.ndarray:
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
 
 
-def _fill(keypoints: np.ndarray, detected: np.ndarray, timestamps: np.ndarray, hold_edges: bool) -> np.ndarray:
-    """Fill the frames not ``detected`` by per-coordinate linear interpolation in time.
+def _interpolate(times: np.ndarray, known_times: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Per-coordinate linear interpolation in time, ends held (np.interp's behaviour outside the known range).
 
-    keypoints: (T, 17, 3), values only where detected; detected: (T,) bool with at least one True.
-    Frames outside the detected span are held at the nearest detection if ``hold_edges``, else left NaN.
+    times: (M,) seconds; known_times: (K,) increasing; known: (K, 17, 3). Returns (M, 17, 3) float32.
     """
-    out = keypoints.copy()
-    known = np.flatnonzero(detected)
-    missing = np.flatnonzero(~detected)
-    if hold_edges:
-        fill = missing
-    else:
-        fill = missing[(missing > known[0]) & (missing < known[-1])]
-    if len(fill):
-        flat = keypoints[known].reshape(len(known), -1)
-        # np.interp holds the end values outside the known range, which is what hold_edges asks for
-        out[fill] = np.stack([np.interp(timestamps[fill], timestamps[known], flat[:, c])
-                              for c in range(flat.shape[1])], 1).reshape(len(fill), 17, 3)
-    return out
+    flat = known.reshape(len(known), -1)
+    out = np.empty((len(times), flat.shape[1]), np.float32)
+    for c in range(flat.shape[1]):
+        out[:, c] = np.interp(times, known_times, flat[:, c])
+    return out.reshape(len(times), 17, 3)
 
 
 def _single(frames: Sequence[People2D], timestamps: np.ndarray, config: TrackerConfig) -> Tracks:
+    """The reference's subject: the best person of each frame, gaps interpolated, edges held."""
     T = len(frames)
-    keypoints = np.full((T, 17, 3), np.nan, np.float32)
+    keypoints = np.full((1, T, 17, 3), np.nan, np.float32)
     detected = np.zeros(T, bool)
     for t, people in enumerate(frames):
         ok = np.flatnonzero((people.scores >= config.min_score) & np.isfinite(people.keypoints).all((1, 2)))
         if len(ok):
-            keypoints[t] = people.keypoints[ok[np.argmax(people.scores[ok])]]
+            keypoints[0, t] = people.keypoints[ok[np.argmax(people.scores[ok])]]
             detected[t] = True
     if not detected.any():
         return _empty(T, timestamps)
-    filled = _fill(keypoints, detected, timestamps, hold_edges=True)
-    return Tracks(filled[None], np.array([1]), ~detected[None], timestamps)
+    missing = ~detected
+    keypoints[0, missing] = _interpolate(timestamps[missing], timestamps[detected], keypoints[0, detected])
+    return Tracks(keypoints, np.array([1]), missing[None], timestamps)
 
 
 def _empty(T: int, timestamps: np.ndarray) -> Tracks:
     return Tracks(np.zeros((0, T, 17, 3), np.float32), np.zeros(0, np.int32), np.zeros((0, T), bool), timestamps)
 
 
-def _split(frames_of_track: np.ndarray, timestamps: np.ndarray, max_gap: float) -> list[np.ndarray]:
+def _split(frame_index: np.ndarray, timestamps: np.ndarray, max_gap: float) -> list[np.ndarray]:
     """Cut a track's sorted frame indices wherever two consecutive detections are more than max_gap apart."""
-    gaps = np.diff(timestamps[frames_of_track]) > max_gap + 1e-9
-    return np.split(frames_of_track, np.flatnonzero(gaps) + 1)
+    gaps = np.diff(timestamps[frame_index]) > max_gap + 1e-9
+    return np.split(np.arange(len(frame_index)), np.flatnonzero(gaps) + 1)
 
 
 def track_people(frames: Sequence[People2D], timestamps: np.ndarray, config: TrackerConfig = TrackerConfig(),
@@ -355,7 +355,8 @@ def track_people(frames: Sequence[People2D], timestamps: np.ndarray, config: Tra
     Parameters
     ----------
     frames : sequence of T People2D
-        Each frame's detections (COCO-17 pixels and scores).
+        Each frame's detections (COCO-17 pixels and scores). Pass the detector's low-score candidates too
+        (down to ``config.low_score``): they keep tracks alive where a small person's score dips.
     timestamps : (T,) seconds, strictly increasing
     config : TrackerConfig
     progress : optional callable(done, total), called after each frame
@@ -364,8 +365,13 @@ def track_people(frames: Sequence[People2D], timestamps: np.ndarray, config: Tra
     -------
     Tracks
         ``keypoints_2d`` (P, T, 17, 3) float32, NaN where a track is absent; ``interpolated`` (P, T) marks the
-        filled frames; ``track_ids`` are 1..P in order of first appearance (ties: the tracker's order).
-        P may be 0 when nobody was tracked.
+        filled frames (strictly inside a track's span, except in ``single`` mode, which also holds the edges);
+        ``track_ids`` are 1..P in order of first appearance (ties: the tracker's order). P may be 0.
+
+    Raises
+    ------
+    ValueError
+        ``timestamps`` not one per frame or not strictly increasing.
     """
     timestamps = np.asarray(timestamps, np.float64).reshape(-1)
     T = len(frames)
@@ -380,45 +386,44 @@ def track_people(frames: Sequence[People2D], timestamps: np.ndarray, config: Tra
         return tracks
 
     tracker = Tracker(config)
-    # per raw id: the frames and detections it was matched to; O(detections) small arrays
-    observed: dict[int, list[tuple[int, np.ndarray]]] = {}
+    # per raw id: the frames it was matched in and the keypoints it was matched to (O(detections) memory)
+    observed: dict[int, tuple[list[int], list[np.ndarray]]] = {}
     for t, people in enumerate(frames):
         ids = tracker.update(people, timestamps[t])
         for d in np.flatnonzero(ids >= 0):
-            observed.setdefault(int(ids[d]), []).append((t, people.keypoints[d]))
+            frame_list, keypoint_list = observed.setdefault(int(ids[d]), ([], []))
+            frame_list.append(t)
+            keypoint_list.append(people.keypoints[d])
         if progress is not None:
             progress(t + 1, T)
 
-    segments: list[tuple[np.ndarray, np.ndarray]] = []  # (frame indices, (n, 17, 3) keypoints)
+    # (first frame, last frame, frame indices, (n, 17, 3) keypoints) per final track
+    segments: list[tuple[int, int, np.ndarray, np.ndarray]] = []
     for raw_id in sorted(observed):
-        frame_index = np.array([t for t, _ in observed[raw_id]])
-        keypoints = np.stack([k for _, k in observed[raw_id]])
-        start = 0
+        frame_index = np.array(observed[raw_id][0])
+        keypoints = np.stack(observed[raw_id][1])
         for part in _split(frame_index, timestamps, config.max_gap):
             if len(part) >= config.min_track_length:
-                segments.append((part, keypoints[start:start + len(part)]))
-            start += len(part)
-
-    dense = []
-    for part, keypoints in segments:
-        detected = np.zeros(T, bool)
-        detected[part] = True
-        values = np.full((T, 17, 3), np.nan, np.float32)
-        values[part] = keypoints
-        filled = _fill(values, detected, timestamps, hold_edges=False)
-        span = np.zeros(T, bool)
-        span[part[0]:part[-1] + 1] = True
-        dense.append((part[0], filled, span & ~detected, span.sum()))
-
-    if config.max_people is not None and len(dense) > config.max_people:
+                segments.append((int(frame_index[part[0]]), int(frame_index[part[-1]]), frame_index[part],
+                                 keypoints[part]))
+    found = len(segments)
+    if config.max_people is not None and found > config.max_people:
         # most frames covered first; among equals the earlier track
-        order = sorted(range(len(dense)), key=lambda i: (-dense[i][3], dense[i][0], i))
-        dropped = len(dense) - config.max_people
-        dense = [dense[i] for i in sorted(order[:config.max_people])]
-        log.info("kept the %d longest tracks of %d", config.max_people, config.max_people + dropped)
-    if not dense:
+        order = sorted(range(found), key=lambda i: (segments[i][0] - segments[i][1], segments[i][0], i))
+        segments = [segments[i] for i in sorted(order[:config.max_people])]
+        log.info("kept the %d tracks covering the most frames, of %d", config.max_people, found)
+    if not segments:
         return _empty(T, timestamps)
-    dense.sort(key=lambda d: d[0])  # stable: ties keep the tracker's order
-    log.debug("%d tracks over %d frames", len(dense), T)
-    return Tracks(np.stack([d[1] for d in dense]), np.arange(1, len(dense) + 1),
-                  np.stack([d[2] for d in dense]), timestamps)
+    segments.sort(key=lambda s: s[0])  # stable: ties keep the tracker's order
+
+    # the output is the only (P, T) allocation; each track fills its own span in place
+    keypoints_2d = np.full((len(segments), T, 17, 3), np.nan, np.float32)
+    interpolated = np.zeros((len(segments), T), bool)
+    for p, (first, last, frame_index, keypoints) in enumerate(segments):
+        keypoints_2d[p, frame_index] = keypoints
+        missing = np.setdiff1d(np.arange(first, last + 1), frame_index)
+        if len(missing):
+            keypoints_2d[p, missing] = _interpolate(timestamps[missing], timestamps[frame_index], keypoints)
+            interpolated[p, missing] = True
+    log.debug("%d tracks over %d frames (%d found)", len(segments), T, found)
+    return Tracks(keypoints_2d, np.arange(1, len(segments) + 1), interpolated, timestamps)

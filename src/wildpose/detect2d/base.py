@@ -4,6 +4,13 @@ A backend is one module holding one class that satisfies :class:`Detector2D`; ad
 and a line to ``_BACKENDS``. Shared here: finding an installed package's files without importing it,
 checking a model's sha256, creating a LiteRT interpreter, and the letterbox that maps model coordinates
 back to pixels of the caller's image.
+
+For example, a single-person BlazePose backend (``blazepose.py``) would locate ``pose_landmark_full.tflite``
+with ``package_dir("mediapipe")``, check it with :func:`verify_sha256`, run it through
+:func:`make_interpreter` on a ``letterbox(..., square=True)`` canvas (or on
+:func:`wildpose.detect2d.crops.crop_square` around a person), take BlazePose-33 landmarks
+0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28 as COCO-17, and return a one-row
+:class:`People2D`.
 """
 
 from __future__ import annotations

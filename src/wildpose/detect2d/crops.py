@@ -41,21 +41,22 @@ class CropConfig:
         did; people already large in the first pass gain nothing from a second look.
     min_iou: the crop's person must overlap the first pass's box by this intersection-over-union.
     merge: ``"keypoint"`` keeps, per keypoint, whichever pass scored it higher; ``"person"`` takes the crop's
-        whole skeleton when its mean keypoint score is higher.
+        whole skeleton when its mean keypoint score is higher; ``"crop"`` takes the crop's skeleton whenever
+        the crop found the person (one source per person and frame: the least jitter).
     """
 
-    size: int = 256
-    margin: float = 0.2
+    size: int = 224
+    margin: float = 0.3
     max_crops: int = 4
     min_gain: float = 1.5
     min_iou: float = 0.3
-    merge: str = "keypoint"
+    merge: str = "crop"
 
     def __post_init__(self):
         if self.size < 32 or self.size % 32:
             raise ValueError(f"size: expected a multiple of 32, >= 32, got {self.size}")
-        if self.merge not in ("keypoint", "person"):
-            raise ValueError(f"merge: expected 'keypoint' or 'person', got {self.merge!r}")
+        if self.merge not in ("keypoint", "person", "crop"):
+            raise ValueError(f"merge: expected 'keypoint', 'person' or 'crop', got {self.merge!r}")
         if self.margin < 0 or self.max_crops < 0 or self.min_gain < 0:
             raise ValueError("margin, max_crops and min_gain must be >= 0")
 
@@ -215,7 +216,7 @@ def refine_people(
         if config.merge == "keypoint":
             better = new_kp[:, 2] > keypoints[i, :, 2]
             keypoints[i, better] = new_kp[better]
-        elif new_kp[:, 2].mean() > keypoints[i, :, 2].mean():
+        elif config.merge == "crop" or new_kp[:, 2].mean() > keypoints[i, :, 2].mean():
             keypoints[i] = new_kp
         if found.boxes[j, 4] > boxes[i, 4]:
             # the crop's box was measured at the higher resolution; its score says how sure the model is

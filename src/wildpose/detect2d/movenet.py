@@ -198,6 +198,8 @@ class MoveNetMultiPose:
             )
         if self.refine:
             people = refine_people(self.run_model, image, people, scale, self.crop)
+            # in a crowd two crops can settle on the same runner
+            people = suppress_duplicates(people)
         return people[np.argsort(-people.scores, kind="stable")]
 
     def __call__(self, image: np.ndarray) -> People2D:

@@ -119,13 +119,17 @@ def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float, foca
         raise ValueError(f"image_size: expected (width, height) in pixels, got {image_size!r}") from None
     if not (width > 0 and height > 0 and math.isfinite(width) and math.isfinite(height)):
         raise ValueError(f"image_size: expected positive (width, height), got {image_size!r}")
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+    try:
+        fps = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"fps: expected a number of frames per second, got {fps!r}") from None
+    if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps: expected a positive number of frames per second, got {fps!r}")
     if focal_length is not None and not (math.isfinite(focal_length) and focal_length > 0):
         raise ValueError(f"focal_length: expected a positive number of pixels, got {focal_length!r}")
 
     n_frames = kp.shape[0]
-    times = _check_timestamps(timestamps, n_frames, float(fps))
+    times = _check_timestamps(timestamps, n_frames, fps)
     inputs = normalize_keypoints(xy, (width, height), model.input_normalisation, focal_length)
 
     # the model only knows motion at its training frame rate: resample the track onto its time grid

@@ -1,0 +1,1 @@
+"""Training the lifter (needs torch: the optional ``train`` extra). See ``python -m wildpose.lift.train``."""

@@ -1,0 +1,37 @@
+"""``python -m wildpose.lift.train --config configs/lifter.json [--name RUN] [--steps N] [--ship]``"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from wildpose.lift.train.loop import train
+
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m wildpose.lift.train", description=__doc__)
+    ap.add_argument("--config", default=str(ROOT / "configs" / "lifter.json"))
+    ap.add_argument("--mocap", default=str(ROOT.parent / "shared" / "data" / "mocap"))
+    ap.add_argument("--runs", default=str(ROOT / "runs"))
+    ap.add_argument("--name", help="run name (default: the config's name)")
+    ap.add_argument("--steps", type=int, help="override the config's step count")
+    ap.add_argument("--ship", action="store_true", help="copy the best weights to src/wildpose/models/lifter.*")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cfg = json.loads(Path(args.config).read_text())
+    if args.steps:
+        cfg["steps"] = args.steps
+    cfg.setdefault("cache_dir", str(Path(args.runs) / "cache"))
+    name = args.name or cfg.get("name", "lifter")
+    ship = ROOT / "src" / "wildpose" / "models" / "lifter" if args.ship else None
+    summary = train(cfg, args.mocap, Path(args.runs) / name, ship_to=ship)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""The training data: which clips, which split, loaded once into flat arrays for vectorised window sampling.
+
+Split by subject (never by clip). The motion-prediction subset carries no subject ids and its takes duplicate
+clips of CMU subjects 1 (jumping_1 = 01_01 by frame count), 2, 6 (basketball_1 = 06_02) and 7 (walking), so
+that folder and subjects 1, 2, 6, 7 are all in the training split.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wildpose.lift.train.rigs import Clip, load_clip
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SPLIT = {
+    "train": ["mp:*", "cmu:01", "cmu:02", "cmu:06", "cmu:07", "salsa:60", "salsa:61"],
+    "val": ["indian:94"],
+    "test": ["cmu:03", "cmu:05", "martial:?"],
+}
+BASE_FPS = 60.0  # everything is stored at 60 fps (120 fps clips decimated) before sampling at the model rate
+
+
+def clip_subject(path: Path) -> str:
+    """Subject group of a mocap file: 'cmu:05', 'salsa:60', 'indian:94', 'martial:?', 'mp:*'.
+
+    Salsa takes are couples: files 01-15 are CMU subject 60, 16-30 the partner, subject 61, in the same takes
+    (frame counts pair up). Indian dance is CMU subject 94. The martial folder names no subject.
+    """
+    parts = path.parts
+    if "cmu_motion_prediction_subset" in parts:
+        return "mp:*"
+    if "cmu_subjects_01_07" in parts:
+        return f"cmu:{path.stem.split('_')[0][-2:]}"
+    folder = path.parent.name
+    if folder == "salsa":
+        return "salsa:60" if int(path.stem) <= 15 else "salsa:61"
+    if folder == "indian":
+        return "indian:94"
+    return f"{folder}:?"
+
+
+def list_clips(mocap_dir: str | os.PathLike) -> list[tuple[Path, str]]:
+    """All BVH files under the shared mocap folder with their subject group, sorted."""
+    root = Path(mocap_dir)
+    out = []
+    for p in sorted(root.rglob("*.bvh")):
+        if p.name == "standard.bvh":  # the DAZ rest skeleton, no motion
+            continue
+        out.append((p, clip_subject(p)))
+    return out
+
+
+@dataclass
+class ClipSet:
+    """Clips concatenated: h36m (N, 17, 3), coco (N, 17, 3) metres at BASE_FPS; starts/lengths per clip."""
+
+    h36m: np.ndarray
+    coco: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    names: list[str]
+    subjects: list[str]
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.lengths.sum())
+
+    def clip(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        s, n = self.starts[i], self.lengths[i]
+        return self.h36m[s:s + n], self.coco[s:s + n]
+
+
+def _to_base_fps(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
+    n = clip.h36m.shape[0]
+    t = np.arange(0.0, (n - 1) / clip.fps + 1e-9, 1.0 / BASE_FPS) * clip.fps
+    i0 = np.floor(t).astype(int)
+    i1 = np.minimum(i0 + 1, n - 1)
+    a = (t - i0)[:, None, None].astype(np.float32)
+    return ((1 - a) * clip.h36m[i0] + a * clip.h36m[i1], (1 - a) * clip.coco[i0] + a * clip.coco[i1])
+
+
+def load_split(mocap_dir: str | os.PathLike, groups: list[str], max_clips: int | None = None,
+               cache_dir: str | os.PathLike | None = None) -> ClipSet:
+    """Load every clip whose subject group is in ``groups`` (optionally the first ``max_clips``)."""
+    items = [(p, s) for p, s in list_clips(mocap_dir) if s in groups]
+    if max_clips is not None:
+        items = items[:max_clips]
+    h, c, lens, names, subs = [], [], [], [], []
+    for p, s in items:
+        cached = Path(cache_dir) / (str(p.relative_to(mocap_dir)).replace(os.sep, "__") + ".npz") \
+            if cache_dir else None
+        if cached is not None and cached.is_file():
+            with np.load(cached) as z:
+                hh, cc = z["h36m"], z["coco"]
+        else:
+            hh, cc = _to_base_fps(load_clip(p, s))
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(cached, h36m=hh, coco=cc)
+        h.append(hh)
+        c.append(cc)
+        lens.append(len(hh))
+        names.append(str(p.relative_to(mocap_dir)))
+        subs.append(s)
+    lengths = np.array(lens)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    log.info("loaded %d clips, %d frames at %g fps from groups %s", len(items), lengths.sum(), BASE_FPS, groups)
+    return ClipSet(np.concatenate(h).astype(np.float32), np.concatenate(c).astype(np.float32), starts, lengths,
+                   names, subs)

@@ -1,0 +1,131 @@
+"""Held-out evaluation: test subjects' clips at the model's fps, each cut into segments seen by its own random
+static camera (a seed different from training's), lifted whole (edge padding), scored with MPJPE/P-MPJPE
+in mm against a mean-pose baseline.
+
+``python -m wildpose.lift.train.evaluate [--model PATH] [--torch]`` prints the table used in docs/MODEL.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from wildpose.lift.metrics import mpjpe, mpjve, n_mpjpe, p_mpjpe
+from wildpose.lift.train.cameras import project, random_cameras, world_to_camera
+from wildpose.lift.train.data import BASE_FPS, DEFAULT_SPLIT, ClipSet, load_split
+
+log = logging.getLogger(__name__)
+
+EVAL_SEED = 20240607
+NOISE = {"sd": 0.015, "outlier_prob": 0.01, "outlier_sd": 0.15}  # fractions of the person's pixel height
+
+
+def make_sequences(clips: ClipSet, fps: float = 30.0, seed: int = EVAL_SEED, segment_s: float = 10.0,
+                   noise: bool = False, max_segments: int | None = None) -> list[dict]:
+    """Test sequences: per segment, inputs (T, 17, 2) focal-normalised COCO, targets (T, 17, 3) camera axes,
+    root-relative metres. Deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    step = int(round(BASE_FPS / fps))
+    seg = int(segment_s * fps)
+    out = []
+    for i in range(len(clips.lengths)):
+        h, c = clips.clip(i)
+        h, c = h[::step], c[::step]
+        for s0 in range(0, len(h), seg):
+            hh, cc = h[s0:s0 + seg], c[s0:s0 + seg]
+            if len(hh) < 10:
+                continue
+            cam = random_cameras(rng, hh[None, :, 0])
+            hc = world_to_camera(hh[None], cam["rot"], cam["centre"])[0]
+            cc3 = world_to_camera(cc[None], cam["rot"], cam["centre"])
+            px = project(cc3, cam["focal"], cam["image_size"])[0]
+            if noise:
+                size = np.ptp(px[..., 1], axis=1).mean() + 1.0
+                px = px + rng.normal(size=px.shape) * NOISE["sd"] * size
+                outl = rng.random(px.shape[:2]) < NOISE["outlier_prob"]
+                px = px + outl[..., None] * rng.normal(size=px.shape) * NOISE["outlier_sd"] * size
+            uv = (px - cam["image_size"][0] / 2.0) / cam["focal"][0]
+            out.append({"inputs": uv.astype(np.float32), "targets": (hc - hc[:, :1]).astype(np.float32),
+                        "clip": clips.names[i], "focal": float(cam["focal"][0]),
+                        "image_size": cam["image_size"][0].tolist()})
+            if max_segments is not None and len(out) >= max_segments:
+                return out
+    return out
+
+
+def score(predict: Callable[[np.ndarray], np.ndarray], seqs: list[dict]) -> dict:
+    """MPJPE, P-MPJPE, N-MPJPE (mm) and MPJVE (mm/frame) over all frames, plus the mean-pose baseline
+    (the mean root-relative pose of the evaluated frames themselves, an oracle constant)."""
+    preds, gts = [], []
+    ve = []
+    for s in seqs:
+        p = np.asarray(predict(s["inputs"]), np.float64)
+        p = p - p[:, :1]
+        preds.append(p)
+        gts.append(s["targets"].astype(np.float64))
+        ve.append((mpjve(p, gts[-1]), len(p)))
+    pred, gt = np.concatenate(preds), np.concatenate(gts)
+    mean_pose = np.broadcast_to(gt.mean(axis=0), gt.shape)
+    return {
+        "frames": int(len(gt)), "segments": len(seqs),
+        "mpjpe_mm": 1000 * mpjpe(pred, gt), "p_mpjpe_mm": 1000 * p_mpjpe(pred, gt),
+        "n_mpjpe_mm": 1000 * n_mpjpe(pred, gt),
+        "mpjve_mm": 1000 * float(np.average([v for v, _ in ve], weights=[n for _, n in ve])),
+        "baseline_mpjpe_mm": 1000 * mpjpe(mean_pose, gt), "baseline_p_mpjpe_mm": 1000 * p_mpjpe(mean_pose, gt),
+    }
+
+
+def numpy_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
+    """Predict with wildpose.lift.model.TemporalModel (flip averaging on)."""
+    return lambda x: model.predict(x, flip=True)
+
+
+def torch_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
+    """Predict with the torch TemporalLifter: edge padding, dilated forward, no flip."""
+    import torch
+
+    model.eval()
+    pad = (model.receptive_field - 1) // 2
+
+    def run(x: np.ndarray) -> np.ndarray:
+        xp = np.concatenate([np.repeat(x[:1], pad, 0), x, np.repeat(x[-1:], pad, 0)])
+        with torch.no_grad():
+            return model(torch.from_numpy(xp[None]))[0].numpy()
+
+    return run
+
+
+def evaluate(predict: Callable[[np.ndarray], np.ndarray], mocap_dir: str | os.PathLike,
+             groups: list[str] | None = None, fps: float = 30.0, max_clips: int | None = None,
+             max_segments: int | None = None, cache_dir=None) -> dict:
+    """Scores with ground-truth 2D ("gt2d") and with noisy 2D ("noisy2d") on the test groups."""
+    clips = load_split(mocap_dir, groups or DEFAULT_SPLIT["test"], max_clips, cache_dir)
+    return {name: score(predict, make_sequences(clips, fps, noise=noisy, max_segments=max_segments))
+            for name, noisy in (("gt2d", False), ("noisy2d", True))}
+
+
+def main(argv=None) -> int:
+    root = Path(__file__).resolve().parents[4]
+    ap = argparse.ArgumentParser(prog="python -m wildpose.lift.train.evaluate")
+    ap.add_argument("--model", help="NAME.safetensors (default: the shipped lifter)")
+    ap.add_argument("--mocap", default=str(root.parent / "shared" / "data" / "mocap"))
+    ap.add_argument("--split", default="test", choices=["test", "val"])
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from wildpose.lift.weights import load_lifter
+
+    model = load_lifter(args.model)
+    res = evaluate(numpy_predictor(model), args.mocap, DEFAULT_SPLIT[args.split], model.fps,
+                   cache_dir=root / "runs" / "cache")
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""Training: vectorised window generation (mocap -> augment -> virtual camera -> 2D/3D), the training loop,
+logging to runs/<name>/log.csv and export in the shipped model format."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from wildpose.lift.normalize import focal_from_fov
+from wildpose.lift.train.cameras import mirror, project, random_cameras, world_to_camera
+from wildpose.lift.train.data import BASE_FPS, DEFAULT_SPLIT, ClipSet, load_split
+from wildpose.skeleton import H36M_PARENTS
+
+log = logging.getLogger(__name__)
+
+ACKNOWLEDGEMENT = ("The data used in this project was obtained from mocap.cs.cmu.edu. "
+                   "The database was created with funding from NSF EIA-0196217.")
+
+# each COCO point rides on one H36M joint when bones are rescaled (face points on the neck/nose joint)
+COCO_ANCHOR = np.array([9, 9, 9, 9, 9, 11, 14, 12, 15, 13, 16, 4, 1, 5, 2, 6, 3])
+# bone groups for length scaling (child joint -> group): legs, arms, torso, neck/head, hips, shoulders
+_BONE_GROUP = np.array([0, 4, 0, 1, 4, 0, 1, 2, 2, 3, 3, 5, 6, 7, 5, 6, 7])  # index by child joint
+_N_GROUPS = 8
+
+DEFAULT_AUG = {
+    "mirror": 0.5, "time_warp": [0.8, 1.25], "global_scale": [0.9, 1.1], "bone_scale_sd": 0.05,
+    "noise_fraction": 0.7, "noise_sd": [0.0, 0.025], "outlier_prob": 0.01, "outlier_sd": 0.15,
+    "wrong_focal_fraction": 0.2,
+}
+
+
+def sample_windows(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fps: float,
+                   time_warp=(1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """n windows of ``frames`` frames at ``fps`` (time-warped by a random factor): (n, frames, 17, 3) H36M and
+    COCO, world metres. Frames beyond a clip's ends repeat its edge frames (as inference pads)."""
+    p = clips.lengths / clips.lengths.sum()
+    ci = rng.choice(len(clips.lengths), n, p=p)
+    length = clips.lengths[ci]
+    centre = rng.uniform(0, length - 1)
+    warp = rng.uniform(time_warp[0], time_warp[1], n)
+    k = np.arange(frames) - (frames - 1) / 2.0
+    t = np.clip(centre[:, None] + k[None] * (warp * BASE_FPS / fps)[:, None], 0, (length - 1)[:, None])
+    i0 = np.floor(t).astype(np.int64)
+    i1 = np.minimum(i0 + 1, (length - 1)[:, None])
+    a = (t - i0)[..., None, None].astype(np.float32)
+    s = clips.starts[ci][:, None]
+    h = (1 - a) * clips.h36m[s + i0] + a * clips.h36m[s + i1]
+    c = (1 - a) * clips.coco[s + i0] + a * clips.coco[s + i1]
+    return h, c
+
+
+def scale_bones(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray, global_scale, sd: float):
+    """Random per-window bone-length scaling (left/right alike, by bone group) and overall size, keeping the
+    pelvis in place; COCO points move rigidly with their anchor joint."""
+    n = h36m.shape[0]
+    g = rng.uniform(global_scale[0], global_scale[1], n)
+    s = np.clip(rng.normal(1.0, sd, (n, _N_GROUPS)), 1 - 3 * sd, 1 + 3 * sd) * g[:, None]
+    per_bone = s[:, _BONE_GROUP][:, None, :, None]  # (n, 1, 17, 1)
+    out = h36m.copy()
+    for j in range(1, 17):  # parents come first: accumulate scaled bones down the tree
+        p = H36M_PARENTS[j]
+        out[:, :, j] = out[:, :, p] + per_bone[:, :, j] * (h36m[:, :, j] - h36m[:, :, p])
+    c = out[:, :, COCO_ANCHOR] + g[:, None, None, None] * (coco - h36m[:, :, COCO_ANCHOR])
+    return out, c
+
+
+def make_batch(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fps: float = 30.0,
+               aug: dict | None = None, cam_cfg: dict | None = None, centre_only: bool = True):
+    """A batch of training windows.
+
+    Returns inputs (n, frames, 17, 2) float32 (focal-normalised COCO 2D) and targets (n, T, 17, 3) float32
+    (H36M, camera axes, root-relative metres; T = 1 centre frame if centre_only else frames).
+    """
+    aug = {**DEFAULT_AUG, **(aug or {})}
+    h, c = sample_windows(rng, clips, n, frames, fps, aug["time_warp"])
+    h, c = scale_bones(rng, h, c, aug["global_scale"], aug["bone_scale_sd"])
+    cams = random_cameras(rng, h[:, :, 0], cam_cfg)
+    hc = world_to_camera(h, cams["rot"], cams["centre"])
+    cc = world_to_camera(c, cams["rot"], cams["centre"])
+    px = project(cc, cams["focal"], cams["image_size"])
+    # 2D noise relative to the person's size in pixels: sigma = frac * (pixel height of the skeleton)
+    size_px = np.ptp(px[..., 1], axis=2).mean(axis=1) + 1.0
+    noisy = rng.random(n) < aug["noise_fraction"]
+    sd = rng.uniform(*aug["noise_sd"], n) * size_px * noisy
+    px = px + rng.normal(size=px.shape) * sd[:, None, None, None]
+    out = rng.random(px.shape[:3]) < aug["outlier_prob"] * noisy[:, None, None]
+    px = px + out[..., None] * rng.normal(size=px.shape) * (aug["outlier_sd"] * size_px)[:, None, None, None]
+    # normalise by the focal length the pipeline would use: mostly the true one, sometimes the default FOV or
+    # a wrong guess, so unknown lenses degrade gently
+    f = cams["focal"].copy()
+    wrong = rng.random(n) < aug["wrong_focal_fraction"]
+    default = np.array([focal_from_fov((w, hh)) for w, hh in cams["image_size"]])
+    guess = np.where(rng.random(n) < 0.5, default, f * np.exp(rng.normal(0.0, 0.3, n)))
+    f = np.where(wrong, guess, f)
+    uv = (px - (cams["image_size"] / 2.0)[:, None, None, :]) / f[:, None, None, None]
+    target = hc - hc[:, :, :1]
+    if centre_only:
+        target = target[:, frames // 2: frames // 2 + 1]
+    flip = rng.random(n) < aug["mirror"]
+    if flip.any():
+        uv[flip], target[flip] = mirror(uv[flip], target[flip])
+    return uv.astype(np.float32), target.astype(np.float32)
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def lifter_config(cfg: dict, extra_provenance: dict | None = None) -> dict:
+    """The shipped JSON config (docs/ARCHITECTURE.md) for a training config."""
+    return {
+        "filter_widths": list(cfg["filter_widths"]), "channels": int(cfg["channels"]), "causal": False,
+        "in_joints": 17, "in_layout": "coco", "out_joints": 17, "out_layout": "h36m",
+        "input_normalisation": "focal", "fps": float(cfg.get("fps", 30.0)), "bn_eps": 1e-5,
+        "provenance": {
+            "data": "CMU Graphics Lab Motion Capture Database (BVH conversions in shared/data/mocap), "
+                    "split by subject: " + json.dumps(cfg.get("split", DEFAULT_SPLIT)),
+            "licence": "CMU mocap: free for all uses. " + ACKNOWLEDGEMENT,
+            "command": "python -m wildpose.lift.train --config configs/lifter.json",
+            "trained_by": "wildpose (own weights, architecture after Pavllo et al. 2019)",
+            "date": time.strftime("%Y-%m-%d"),
+            **(extra_provenance or {}),
+        },
+    }
+
+
+def export(model, cfg: dict, path: str | os.PathLike, extra_provenance: dict | None = None) -> Path:
+    """Write model weights + JSON config in the shipped format."""
+    from wildpose.lift.weights import save_lifter
+
+    return save_lifter(path, model.export_tensors(), lifter_config(cfg, extra_provenance))
+
+
+def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
+          ship_to: str | os.PathLike | None = None, progress=None) -> dict:
+    """Train a lifter from a config dict (see configs/lifter.json). Returns a summary dict.
+
+    Logs ``step, seconds, lr, bn_momentum, train_loss_mm, val_mpjpe_mm`` to run_dir/log.csv, keeps the
+    best-on-validation weights in run_dir/best.* and, if ship_to is given, copies them there at the end.
+    """
+    import torch
+
+    from wildpose.lift.train.model import TemporalLifter
+
+    torch.set_num_threads(int(cfg.get("threads", 2)))
+    rng = seed_everything(int(cfg.get("seed", 0)))
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    split = cfg.get("split", DEFAULT_SPLIT)
+    cache = cfg.get("cache_dir")
+    train_set = load_split(mocap_dir, split["train"], cfg.get("max_clips"), cache)
+    val_set = load_split(mocap_dir, split["val"], cfg.get("max_clips"), cache)
+    model = TemporalLifter(17, 17, cfg["filter_widths"], cfg["channels"], cfg.get("dropout", 0.25))
+    field = model.receptive_field
+    fps = float(cfg.get("fps", 30.0))
+    aug, cam_cfg = cfg.get("augment", {}), cfg.get("camera", {})
+    val_rng = np.random.default_rng(int(cfg.get("val_seed", 12345)))
+    val_x, val_y = make_batch(val_rng, val_set, int(cfg.get("val_windows", 2048)), field, fps, aug, cam_cfg)
+    val_x, val_y = torch.from_numpy(val_x), torch.from_numpy(val_y)
+    steps, bs = int(cfg["steps"]), int(cfg["batch_size"])
+    lr0, lr_end = float(cfg.get("lr", 1e-3)), float(cfg.get("lr_end", 1e-4))
+    bn0, bn_end = float(cfg.get("bn_momentum", 0.1)), float(cfg.get("bn_momentum_end", 0.001))
+    opt = torch.optim.Adam(model.parameters(), lr=lr0, amsgrad=True)
+    eval_every = int(cfg.get("eval_every", 200))
+    log_path = run_dir / "log.csv"
+    best = math.inf
+    t0 = time.time()
+    running = []
+    with open(log_path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["step", "seconds", "lr", "bn_momentum", "train_loss_mm", "val_mpjpe_mm"])
+        for step in range(1, steps + 1):
+            frac = (step - 1) / max(steps - 1, 1)
+            lr = lr0 * (lr_end / lr0) ** frac
+            bn_m = bn0 * (bn_end / bn0) ** frac
+            for group in opt.param_groups:
+                group["lr"] = lr
+            model.set_bn_momentum(bn_m)
+            x, y = make_batch(rng, train_set, bs, field, fps, aug, cam_cfg)
+            model.train()
+            pred = model(torch.from_numpy(x), single=True)
+            loss = (pred - torch.from_numpy(y)).norm(dim=-1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            running.append(loss.item())
+            if step % eval_every == 0 or step == steps:
+                model.eval()
+                with torch.no_grad():
+                    val = float((model(val_x, single=True) - val_y).norm(dim=-1).mean()) * 1000
+                tl = float(np.mean(running)) * 1000
+                running = []
+                writer.writerow([step, round(time.time() - t0, 1), f"{lr:.3g}", f"{bn_m:.3g}", f"{tl:.1f}",
+                                 f"{val:.1f}"])
+                fh.flush()
+                log.info("step %d/%d  %.0fs  train %.1f mm  val %.1f mm", step, steps, time.time() - t0, tl, val)
+                if progress is not None:
+                    progress(step, steps)
+                if val < best:
+                    best = val
+                    export(model, cfg, run_dir / "best", {"steps": step, "val_mpjpe_mm_windows": round(val, 1)})
+    summary = {"best_val_mpjpe_mm": best, "seconds": time.time() - t0, "steps": steps,
+               "train_frames": train_set.n_frames, "val_frames": val_set.n_frames}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if ship_to is not None:
+        import shutil
+
+        from wildpose.atomic import atomic_path
+        for suffix in (".safetensors", ".json"):
+            with atomic_path(Path(ship_to).with_suffix(suffix)) as tmp:
+                shutil.copyfile(run_dir / f"best{suffix}", tmp)
+    return summary
