@@ -2,14 +2,15 @@
 
 Usage::
 
-    python benchmarks/bench_detect2d.py [--shared ../shared] [--frames N] [--part walk|crowd|threads|all]
+    python benchmarks/bench_detect2d.py [--shared ../shared] [--frames N] [--part walk|margins|crowd|threads|all]
 
 walk: full frame at 256 / 384 / 512 vs 256 + crops, against a slow full-frame reference at 768 used as pseudo
 ground truth (no labels exist for these videos): mean keypoint score, frames with a confident person, false
 people (frames where the one man is absent or a second person appears), mean pixel distance and PCK@0.1 of the
 person's height to the reference, temporal jitter (second difference of confident keypoints), frames/s of
 detection alone and of decode + detection. Speeds print as ratios to the plain 256 pass, measured in the same
-process. crowd: people per frame and speed with tiling. threads: 1 vs 2 vs default interpreter threads.
+process. margins: the crop's margin. crowd: people per frame and speed with tiling. threads: 1 vs 2
+interpreter threads.
 """
 
 from __future__ import annotations
@@ -124,7 +125,23 @@ def compare(result: list, reference: list, threshold: float) -> dict:
     }
 
 
-def part_walk(shared: Path, limit: int | None, threads: int | None) -> None:
+WALK_CONFIGS = {
+    "256": dict(input_size=256, refine=False),
+    "384": dict(input_size=384, refine=False),
+    "512": dict(input_size=512, refine=False),
+    "256+crops": dict(input_size=256, refine=True),
+    "256+crops256": dict(input_size=256, refine=True, crop=CropConfig(size=256)),
+    "256+crops160": dict(input_size=256, refine=True, crop=CropConfig(size=160)),
+    "256+crops(kp)": dict(input_size=256, refine=True, crop=CropConfig(merge="keypoint")),
+    "256+crops(person)": dict(input_size=256, refine=True, crop=CropConfig(merge="person")),
+    "192+crops": dict(input_size=192, refine=True),
+}
+MARGIN_CONFIGS = {"256": dict(input_size=256, refine=False)} | {
+    f"crops margin {m}": dict(input_size=256, refine=True, crop=CropConfig(margin=m)) for m in (0.1, 0.2, 0.3, 0.4)
+}
+
+
+def part_walk(shared: Path, limit: int | None, threads: int | None, configs: dict = WALK_CONFIGS) -> None:
     path = shared / "data" / "videos" / "walk_single.mp4"
     frames = decode(path, limit)
     print(f"walk_single.mp4: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, threads={threads}")
@@ -135,20 +152,9 @@ def part_walk(shared: Path, limit: int | None, threads: int | None) -> None:
     reference, ref_fps = run({"768": MoveNetMultiPose(768, threads, refine=False, tiles=1)}, frames)
     reference = reference["768"]
     print(f"reference: full frame at 768, {ref_fps['768']:.1f} frames/s")
-    configs = {
-        "256": dict(input_size=256, refine=False),
-        "384": dict(input_size=384, refine=False),
-        "512": dict(input_size=512, refine=False),
-        "256+crops": dict(input_size=256, refine=True),
-        "256+crops256": dict(input_size=256, refine=True, crop=CropConfig(size=256)),
-        "256+crops160": dict(input_size=256, refine=True, crop=CropConfig(size=160)),
-        "256+crops(kp)": dict(input_size=256, refine=True, crop=CropConfig(merge="keypoint")),
-        "256+crops(person)": dict(input_size=256, refine=True, crop=CropConfig(merge="person")),
-        "192+crops": dict(input_size=192, refine=True),
-    }
     detectors = {name: MoveNetMultiPose(num_threads=threads, tiles=1, **options) for name, options in configs.items()}
     results, fps = run(detectors, frames)
-    e2e = {name: end_to_end_fps(detectors[name], path, limit) for name in ("256", "256+crops")}
+    e2e = {name: end_to_end_fps(detectors[name], path, limit) for name in ("256", "256+crops") if name in detectors}
     print("the man: 'conf.fr' frames with a person scoring >= thr (the reference has it in 263 frames when "
           "thr=0.2); 'false': people kept where he is absent, or beyond the first")
     header = (f"{'config':18s} {'thr':>4s} {'det fps':>8s} {'ratio':>6s} {'conf.fr':>7s} "
@@ -165,8 +171,9 @@ def part_walk(shared: Path, limit: int | None, threads: int | None) -> None:
     print(f"{'768 (reference)':18s} {0.2:4.2f} {ref_fps['768']:8.1f} {ref_fps['768'] / base_fps:6.2f} "
           f"{m['confident_frames']:7d} {m['mean_kp_score']:8.3f} {m['false_people']:5d} {'-':>7s} {'-':>6s} "
           f"{m['jitter_px']:6.2f}")
-    print("decode + detect, frames/s: " + ", ".join(f"{k} {v:.1f}" for k, v in e2e.items())
-          + f" (ratio {e2e['256+crops'] / e2e['256']:.2f})")
+    if len(e2e) == 2:
+        print("decode + detect, frames/s: " + ", ".join(f"{k} {v:.1f}" for k, v in e2e.items())
+              + f" (ratio {e2e['256+crops'] / e2e['256']:.2f})")
 
 
 def part_crowd(shared: Path, limit: int | None, threads: int | None) -> None:
@@ -214,12 +221,14 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("WILDPOSE_SHARED", ROOT.parent / "shared")))
     parser.add_argument("--frames", type=int, default=None, help="limit frames per video (default: all)")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--part", choices=("walk", "crowd", "threads", "all"), default="all")
+    parser.add_argument("--part", choices=("walk", "margins", "crowd", "threads", "all"), default="all")
     args = parser.parse_args()
     if not (args.shared / "data" / "videos").is_dir():
         raise SystemExit(f"{args.shared / 'data' / 'videos'} is absent: pass --shared")
     if args.part in ("walk", "all"):
         part_walk(args.shared, args.frames, args.threads)
+    if args.part == "margins":
+        part_walk(args.shared, args.frames, args.threads, MARGIN_CONFIGS)
     if args.part in ("crowd", "all"):
         part_crowd(args.shared, args.frames, args.threads)
     if args.part in ("threads", "all"):

@@ -15,6 +15,8 @@ with ``package_dir("mediapipe")``, check it with :func:`verify_sha256`, run it t
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import importlib
 import importlib.util
@@ -118,6 +120,24 @@ def verify_sha256(data: bytes, expected: str, source: str | os.PathLike) -> None
         raise ModelError(f"model checksum mismatch: sha256 {actual}, expected {expected}", source)
 
 
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """LiteRT's C++ code prints "INFO: Created TensorFlow Lite XNNPACK delegate" straight to file descriptor 2,
+    which would break the CLI's promise of one line per failed file; Python-level errors still propagate."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to protect
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def make_interpreter(model: bytes, num_threads: int | None, source: str | os.PathLike):
     """A LiteRT interpreter for a tflite flatbuffer, tensors not yet allocated.
 
@@ -132,7 +152,8 @@ def make_interpreter(model: bytes, num_threads: int | None, source: str | os.Pat
     if threads < 1:
         raise ValueError(f"num_threads: expected >= 1, got {threads}")
     try:
-        return Interpreter(model_content=model, num_threads=threads)
+        with native_stderr_silenced():
+            return Interpreter(model_content=model, num_threads=threads)
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot load the tflite model: {exc}", source) from exc
 

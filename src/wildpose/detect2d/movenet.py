@@ -21,6 +21,7 @@ from wildpose.detect2d.base import (
     check_image,
     letterbox,
     make_interpreter,
+    native_stderr_silenced,
     package_dir,
     verify_sha256,
 )
@@ -148,7 +149,8 @@ class MoveNetMultiPose:
         interpreter = make_interpreter(self._model, self._num_threads, self._source)
         index = interpreter.get_input_details()[0]["index"]
         interpreter.resize_tensor_input(index, [1, shape[0], shape[1], 3])
-        interpreter.allocate_tensors()
+        with native_stderr_silenced():  # the XNNPACK delegate announces itself on fd 2 here
+            interpreter.allocate_tensors()
         self._interpreters[shape] = interpreter
         if len(self._interpreters) > _MAX_INTERPRETERS:
             self._interpreters.popitem(last=False)
