@@ -30,3 +30,7 @@ H36M_LEFT = (4, 5, 6, 11, 12, 13)
 H36M_RIGHT = (1, 2, 3, 14, 15, 16)
 H36M_FLIP = np.array([0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13])
 H36M_BONES = tuple((int(p), c) for c, p in enumerate(H36M_PARENTS) if p >= 0)
+
+# COCO's per-keypoint falloff constants for object keypoint similarity (OKS), from the COCO evaluation
+COCO_SIGMAS = np.array([0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
+                        0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089], np.float64)

@@ -34,14 +34,11 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from wildpose.geometry import box_iou
+from wildpose.skeleton import COCO_SIGMAS
 from wildpose.types import People2D, Tracks
 
 log = logging.getLogger(__name__)
-
-# COCO keypoint sigmas (per-joint localisation spread used by the COCO OKS metric), COCO-17 order
-COCO_SIGMAS = np.array(
-    [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
-     0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089], np.float64)
 
 
 @dataclass(frozen=True)
@@ -122,29 +119,6 @@ class TrackerConfig:
             raise ValueError(f"min_track_length must be >= 1 frame, got {self.min_track_length}")
         if self.max_people is not None and self.max_people < 1:
             raise ValueError(f"max_people must be >= 1 or None, got {self.max_people}")
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box in ``a`` with every box in ``b``.
-
-    Parameters
-    ----------
-    a : (M, >=4) array, x1, y1, x2, y2 pixels (further columns ignored)
-    b : (N, >=4) array
-
-    Returns
-    -------
-    (M, N) float64 in [0, 1]; 0 where a box has no area.
-    """
-    a = np.asarray(a, np.float64)[:, None, :4]
-    b = np.asarray(b, np.float64)[None, :, :4]
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = w * h
-    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)
-    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-    union = area_a + area_b - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def keypoint_similarity(a: np.ndarray, b: np.ndarray, areas: np.ndarray,

@@ -18,14 +18,11 @@ import cv2
 import numpy as np
 
 from wildpose.detect2d.base import Letterbox
+from wildpose.geometry import box_iou
+from wildpose.skeleton import COCO_SIGMAS
 from wildpose.types import People2D
 
 # per-keypoint falloff of COCO's object keypoint similarity (OKS), nose .. right ankle
-COCO_SIGMAS = np.array(
-    [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087,
-     0.089, 0.089],
-    np.float64,
-)
 
 Infer = Callable[[np.ndarray, Letterbox], People2D]
 
@@ -117,18 +114,6 @@ def crop_square(image: np.ndarray, cx: float, cy: float, side: float, size: int)
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     canvas = cv2.warpAffine(image, matrix, (size, size), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return canvas, Letterbox(scale, scale, offset_x, offset_y, size, size)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of (N, 4) and (M, 4) x1, y1, x2, y2 boxes -> (N, M)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)[:, None]
-    b = np.asarray(b, np.float64).reshape(-1, 4)[None]
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = w * h
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
 def keypoint_similarity(a: People2D, b: People2D, min_keypoint_score: float = 0.2) -> np.ndarray:

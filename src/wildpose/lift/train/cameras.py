@@ -77,18 +77,28 @@ def random_cameras(rng: np.random.Generator, root_path: np.ndarray, cfg: dict | 
     dist = np.clip(dist * np.sqrt(60.0 / fov), 2.0, 15.0)
     azim = rng.uniform(-np.pi, np.pi, b)
     cam_h = rng.uniform(0.5, 2.5, b)
-    centre = np.stack([mid[:, 0] + dist * np.sin(azim), cam_h, mid[:, 2] + dist * np.cos(azim)], -1)
-    # aim at the window's mean position, then shift the aim so the person is off-centre at times
-    to = mid - centre
-    yaw0 = np.arctan2(to[:, 0], to[:, 2])
-    pitch0 = np.arctan2(-(to[:, 1]), np.hypot(to[:, 0], to[:, 2]))
+    off = cfg.get("aim_jitter", 0.5)
+    jit_h, jit_v = rng.uniform(-off, off, b), rng.uniform(-off, off, b)
+    roll = np.radians(np.clip(rng.normal(0.0, 3.0, b), -10.0, 10.0))
     half_h = np.arctan(size[:, 0] / 2.0 / focal)
     half_v = np.arctan(size[:, 1] / 2.0 / focal)
-    off = cfg.get("aim_jitter", 0.5)
-    yaw = yaw0 + rng.uniform(-off, off, b) * half_h
-    pitch = np.clip(pitch0 + rng.uniform(-off, off, b) * half_v, np.radians(-20.0), np.radians(30.0))
-    roll = np.radians(np.clip(rng.normal(0.0, 3.0, b), -10.0, 10.0))
-    return dict(rot=look_rotation(yaw, pitch, roll), centre=centre, focal=focal, image_size=size, fov_deg=fov)
+    min_depth = cfg.get("min_depth", 1.5)
+    for _ in range(8):
+        centre = np.stack([mid[:, 0] + dist * np.sin(azim), cam_h, mid[:, 2] + dist * np.cos(azim)], -1)
+        # aim at the window's mean position, shifted so the person is off-centre at times
+        to = mid - centre
+        yaw = np.arctan2(to[:, 0], to[:, 2]) + jit_h * half_h
+        pitch0 = np.arctan2(-(to[:, 1]), np.hypot(to[:, 0], to[:, 2]))
+        pitch = np.clip(pitch0 + jit_v * half_v, np.radians(-20.0), np.radians(30.0))
+        rot = look_rotation(yaw, pitch, roll)
+        # the person may walk towards the camera within the window: back the camera off until every root
+        # position stays min_depth in front of it
+        depth = world_to_camera(root_path, rot, centre)[..., 2].min(axis=1)
+        short = depth < min_depth
+        if not short.any():
+            break
+        dist = np.where(short, dist + (min_depth - depth) + 0.5, dist)
+    return dict(rot=rot, centre=centre, focal=focal, image_size=size, fov_deg=fov)
 
 
 def mirror(inputs_2d: np.ndarray, target_3d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -222,4 +222,5 @@ def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
         for suffix in (".safetensors", ".json"):
             with atomic_path(Path(ship_to).with_suffix(suffix)) as tmp:
                 shutil.copyfile(run_dir / f"best{suffix}", tmp)
+                os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the shipped model must be readable by all
     return summary
