@@ -129,7 +129,8 @@ def lifter_config(cfg: dict, extra_provenance: dict | None = None) -> dict:
             "data": "CMU Graphics Lab Motion Capture Database (BVH conversions in shared/data/mocap), "
                     "split by subject: " + json.dumps(cfg.get("split", DEFAULT_SPLIT)),
             "licence": "CMU mocap: free for all uses. " + ACKNOWLEDGEMENT,
-            "command": "python -m wildpose.lift.train --config configs/lifter.json",
+            "command": "python -m wildpose.lift.train --config configs/lifter.json --ship",
+            "model_card": "docs/MODEL.md",
             "trained_by": "wildpose (own weights, architecture after Pavllo et al. 2019)",
             "date": time.strftime("%Y-%m-%d"),
             **(extra_provenance or {}),
