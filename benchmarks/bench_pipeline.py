@@ -51,6 +51,7 @@ def stage_times(video: Path) -> dict:
     track = time.perf_counter() - t
 
     model = load_lifter()
+    lift_tracks(tracks, info.image_size, info.fps, model=model)  # warm-up: BLAS threads, first allocations
     t = time.perf_counter()
     poses = lift_tracks(tracks, info.image_size, info.fps, model=model)
     lift = time.perf_counter() - t
@@ -71,9 +72,11 @@ def stage_times(video: Path) -> dict:
 def peak_memory_of_run(video: Path) -> tuple[float, float]:
     """(peak RSS in MiB, seconds) of `wildpose run --render` on ``video`` in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
-        code = ("import resource, sys, time; from wildpose.cli import main; t=time.perf_counter(); "
+        # VmHWM is this process's own high-water mark; ru_maxrss would include the forking parent's RSS
+        code = ("import re, sys, time; from wildpose.cli import main; t=time.perf_counter(); "
                 f"rc = main(['run', {str(video)!r}, '-o', {tmp!r}, '--render', '-q']); "
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter()-t); sys.exit(rc)")
+                "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
+                "print(int(hwm) / 1024, time.perf_counter()-t); sys.exit(rc)")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     rss, secs = out.stdout.split()[-2:]
     return float(rss), float(secs)

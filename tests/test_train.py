@@ -180,3 +180,81 @@ def test_shipped_model_beats_mean_pose_on_held_out(mocap_dir):
     assert res["frames"] > 300
     assert res["mpjpe_mm"] < 0.6 * res["baseline_mpjpe_mm"]
     assert res["p_mpjpe_mm"] < 0.6 * res["baseline_p_mpjpe_mm"]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_strided_matches_dilated_and_numpy_inference(causal):
+    from wildpose.lift.model import TemporalModel
+    from wildpose.lift.train.loop import lifter_config
+    from wildpose.lift.train.model import TemporalLifter
+
+    torch.manual_seed(1)
+    m = TemporalLifter(filter_widths=(3, 3, 3), channels=32, causal=causal)
+    m.train()
+    for _ in range(3):  # move the batch-norm statistics away from their initial values
+        m(torch.randn(8, 27, 17, 2), single=True)
+    m.eval()
+    x = torch.randn(1, 40, 17, 2)
+    with torch.no_grad():
+        full = m(x)
+        for k in (0, 7, 13):
+            torch.testing.assert_close(m(x[:, k:k + 27], single=True)[:, 0], full[:, k], atol=1e-5, rtol=1e-5)
+    numpy_model = TemporalModel(lifter_config({"filter_widths": [3, 3, 3], "channels": 32, "causal": causal}),
+                                m.export_tensors())
+    pred = numpy_model.predict(x[0].numpy())
+    # torch's output k sees inputs k..k+26: the numpy model puts it at the window's last (causal) or centre frame
+    off = 26 if causal else 13
+    np.testing.assert_allclose(pred[off:off + 14], full[0].numpy(), atol=1e-5)
+
+
+def test_noise_calibration_recovers_the_augmentation(mocap_dir):
+    """The detector-noise estimator, run on tracks noised by the calibrated augmentation, gives back its
+    per-joint sds (a round trip through the real mocap motion, which leaks into the high-pass residual)."""
+    from wildpose.lift.train.loop import add_noise_2d
+    from wildpose.lift.train.noise import MOVENET_NOISE, noise_stats, track_residuals
+
+    clips = load_split(mocap_dir, ["cmu:03"], max_clips=2)
+    rng = np.random.default_rng(3)
+    h, c = clips.clip(0)
+    c = c[::2][None]  # 30 fps
+    cams = random_cameras(rng, h[::2][None, :, 0], {"fov_deg": (50.0, 50.0)})
+    px = project(world_to_camera(c, cams["rot"], cams["centre"]), cams["focal"], cams["image_size"])
+    size = np.ptp(px[..., 1], axis=2).mean(axis=1)
+    aug = {**MOVENET_NOISE, "lowscore_prob": 0.0}
+    noisy = add_noise_2d(rng, px, size, np.array([True]), aug)
+    kp = np.concatenate([noisy, np.ones(noisy.shape[:3] + (1,))], axis=-1)
+    r = track_residuals(kp, np.zeros(kp.shape[:2], bool))
+    stats = noise_stats(r["residual"], r["score"])
+    ratio = np.array(stats["joint_sd"]) / np.array(MOVENET_NOISE["joint_sd"])
+    # the outliers' residuals (at t and, halved, at t +- 1) widen the robust sd by 5-15%
+    assert 0.95 < np.median(ratio) < 1.25
+    # outliers smaller than the threshold hide in the jitter: a fraction of the true rate is found, not more
+    assert 0.3 * aug["outlier_prob"] < stats["outlier_prob"] < 1.3 * aug["outlier_prob"]
+    clean = track_residuals(np.concatenate([px, kp[..., 2:]], -1), np.zeros(kp.shape[:2], bool))
+    assert np.median(noise_stats(clean["residual"], clean["score"])["joint_sd"]) < 0.3 * np.median(
+        stats["joint_sd"])  # the motion itself contributes little
+
+
+def test_causal_model_beats_mean_pose_and_ignores_the_future(mocap_dir):
+    from wildpose.lift.train.evaluate import make_sequences, numpy_predictor, score
+    from wildpose.lift.weights import default_model_path, load_lifter
+
+    path = default_model_path().with_name("lifter_causal.safetensors")
+    if not path.exists():
+        pytest.skip("no shipped causal lifter")
+    model = load_lifter(path)
+    assert model.causal
+    clips = load_split(mocap_dir, DEFAULT_SPLIT["test"], max_clips=3)  # test subjects only
+    seqs = make_sequences(clips, model.fps, max_segments=6)
+    res = score(numpy_predictor(model), seqs)
+    assert res["frames"] > 300
+    assert res["mpjpe_mm"] < 0.6 * res["baseline_mpjpe_mm"]
+    assert res["p_mpjpe_mm"] < 0.6 * res["baseline_p_mpjpe_mm"]
+    # streaming: changing frames after t leaves the outputs up to t unchanged (and does change later ones)
+    x = seqs[0]["inputs"]
+    t = len(x) // 2
+    changed = x.copy()
+    changed[t + 1:] = changed[t + 1:][::-1] + 0.05
+    a, b = model.predict(x, flip=True), model.predict(changed, flip=True)
+    np.testing.assert_array_equal(a[:t + 1], b[:t + 1])
+    assert np.abs(a[t + 1:] - b[t + 1:]).max() > 1e-3

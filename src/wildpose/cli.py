@@ -64,7 +64,9 @@ def _options(args) -> "RunOptions":
         detector_options["input_size"] = args.input_size
     return RunOptions(start=getattr(args, "start", None), end=getattr(args, "end", None), detector_options=detector_options,
                       max_people=getattr(args, "max_people", None), single=getattr(args, "single", False),
-                      focal_length=_focal(args), lifter=getattr(args, "lifter", None),
+                      focal_length=_focal(args), fov=getattr(args, "fov", None),
+                      distortion=getattr(args, "distortion", None), fisheye=getattr(args, "fisheye", None),
+                      lifter=getattr(args, "lifter", None),
                       flip=not getattr(args, "no_flip", False), render=getattr(args, "render", False),
                       export_vp3d=getattr(args, "export_vp3d", False))
 
@@ -73,6 +75,13 @@ def _focal(args) -> float | None:
     if getattr(args, "focal", None) is not None:
         return args.focal
     return None
+
+
+def _camera(args, image_size):
+    from .camera import CameraIntrinsics
+
+    return CameraIntrinsics.parse_cli(image_size, focal=args.focal, fov=args.fov, distortion=args.distortion,
+                                      fisheye=args.fisheye)
 
 
 def _detector(args):
@@ -211,7 +220,8 @@ def cmd_lift(args) -> int:
     def work(path: Path) -> str:
         lines = []
         for name, tracks, fps, size in _read_2d(path, args.fps or 50.0):
-            poses = lift_tracks(tracks, size, fps, model=model, focal_length=_focal(args), flip=not args.no_flip)
+            poses = lift_tracks(tracks, size, fps, model=model, intrinsics=_camera(args, size),
+                                flip=not args.no_flip, path=path)
             result = Result(tracks.keypoints_2d, poses, tracks.track_ids, tracks.timestamps, fps, size,
                             tracks.interpolated)
             out = Path(args.output) / Path(name).stem / "poses.npz"  # walk.mp4 -> walk/, as `run` names it
@@ -309,7 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the reference's behaviour: one person, the top-scoring one in each frame")
 
     def lifting(p):
-        p.add_argument("--focal", type=float, help="focal length in pixels, if known (default: 60 degree field of view)")
+        camera = p.add_mutually_exclusive_group()
+        camera.add_argument("--focal", type=float,
+                            help="focal length in pixels, if known (default: 60 degree field of view)")
+        camera.add_argument("--fov", type=float, help="or: horizontal field of view in degrees across the longer side")
+        lens = p.add_mutually_exclusive_group()
+        lens.add_argument("--distortion", metavar="K1,K2,P1,P2[,K3[,K4,K5,K6]]",
+                          help="the lens's OpenCV coefficients, e.g. --distortion=-0.3,0.1,0,0 "
+                               "(needs --focal or --fov)")
+        lens.add_argument("--fisheye", metavar="K1,K2,K3,K4",
+                          help="the lens's OpenCV fisheye coefficients, e.g. --fisheye=0.05,-0.01,0,0 (needs --focal)")
         p.add_argument("--lifter", help="a lifter .safetensors (default: the shipped model)")
         p.add_argument("--no-flip", action="store_true", help="skip test-time flip averaging (faster, less accurate)")
 
@@ -362,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "fisheye"):  # commands that lift: check the camera options before any file is read
+        try:
+            _camera(args, (1, 1))
+        except ValueError as exc:
+            parser.error(str(exc))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     return args.func(args)

@@ -38,11 +38,27 @@ class RunOptions:
     detector_options: dict = field(default_factory=dict)  # passed to detect2d.create_detector
     max_people: int | None = None  # keep the N tracks covering the most frames
     single: bool = False  # the reference's behaviour: one person, the top-scoring box per frame
-    focal_length: float | None = None  # pixels; None: the lifter's default field of view
+    focal_length: float | None = None  # pixels; None: ``fov``, else the lifter's default field of view
+    fov: float | None = None  # degrees across the longer side; exclusive with focal_length
+    distortion: str | tuple[float, ...] | None = None  # the lens: OpenCV k1,k2,p1,p2[,k3[,k4,k5,k6]]
+    fisheye: str | tuple[float, ...] | None = None  # or the lens: OpenCV fisheye k1,k2,k3,k4
     lifter: str | None = None  # path to a lifter .safetensors; None: the shipped model
     flip: bool = True  # test-time flip averaging in the lifter
     render: bool = False  # write render.mp4
     export_vp3d: bool = False  # write <stem>.npy, the reference's --viz-export array for the main track
+
+    def __post_init__(self):
+        # conflicting or malformed camera options fail here, before any video is read (the size is a stand-in:
+        # only the principal point depends on it)
+        camera_for(self, (1, 1))
+
+
+def camera_for(options: RunOptions, image_size: tuple[int, int]):
+    """The CameraIntrinsics ``options`` describe for a video of ``image_size`` (width, height) pixels."""
+    from .camera import CameraIntrinsics
+
+    return CameraIntrinsics.parse_cli(image_size, focal=options.focal_length, fov=options.fov,
+                                      distortion=options.distortion, fisheye=options.fisheye)
 
 
 @dataclass
@@ -124,22 +140,41 @@ def track_video(people: Sequence[People2D], timestamps: np.ndarray, options: Run
 
 
 def lift_tracks(tracks: Tracks, image_size: tuple[int, int], fps: float, *, model=None,
-                focal_length: float | None = None, flip: bool = True) -> np.ndarray:
+                focal_length: float | None = None, flip: bool = True, intrinsics=None,
+                path: str | os.PathLike | None = None) -> np.ndarray:
     """3D poses for every track: (P, T, 17, 3) float32 metres, NaN where the track is absent.
 
     Each contiguous run of a track's frames is lifted on its own, with its own timestamps, so the lifter's
-    temporal resampling sees the true time between frames (variable frame rate included).
+    temporal resampling sees the true time between frames (variable frame rate included). ``intrinsics``
+    (a wildpose.camera.CameraIntrinsics) takes precedence over ``focal_length``: the keypoints are undistorted
+    and normalised with its focal length and principal point. WildposeError (naming ``path``) when the lens
+    model cannot place more than 1% of the keypoints: the calibration does not fit the video.
     """
+    from .camera import CameraIntrinsics, undistort_keypoints
     from .lift import lift, load_lifter
 
     model = model if model is not None else load_lifter()
+    if intrinsics is None:
+        intrinsics = (CameraIntrinsics.default(image_size) if focal_length is None
+                      else CameraIntrinsics.from_focal(image_size, focal_length))
+    keypoints = undistort_keypoints(tracks.keypoints_2d, intrinsics)
+    lost = np.isnan(keypoints) & ~np.isnan(tracks.keypoints_2d)
+    if lost.any():
+        share = lost[..., 0].sum() / max(1, np.isfinite(tracks.keypoints_2d[..., 0]).sum())
+        if share > 0.01:
+            raise WildposeError(f"the {intrinsics.model} lens model cannot place {share:.1%} of the keypoints: "
+                                "the focal length or coefficients do not fit this video (its resolution, its mode)",
+                                path)
+        # a few points far off the frame keep their detected position: the lifter needs every joint
+        keypoints[lost] = tracks.keypoints_2d[lost]
     P, T = tracks.keypoints_2d.shape[:2]
     poses = np.full((P, T, 17, 3), np.nan, np.float32)
     present = tracks.present
     for p in range(P):
         for lo, hi in _runs(present[p]):
-            poses[p, lo:hi] = lift(tracks.keypoints_2d[p, lo:hi], image_size, fps, focal_length=focal_length,
-                                   model=model, timestamps=tracks.timestamps[lo:hi], flip=flip)
+            poses[p, lo:hi] = lift(keypoints[p, lo:hi], image_size, fps, focal_length=intrinsics.focal_length,
+                                   principal_point=intrinsics.principal_point, model=model,
+                                   timestamps=tracks.timestamps[lo:hi], flip=flip)
     return poses
 
 
@@ -157,8 +192,8 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
     model = model if model is not None else load_lifter(options.lifter)
     people, timestamps, info = detect_video(path, detector, start=options.start, end=options.end, progress=progress)
     tracks = track_video(people, timestamps, options, path)
-    poses = lift_tracks(tracks, info.image_size, info.fps, model=model, focal_length=options.focal_length,
-                        flip=options.flip)
+    poses = lift_tracks(tracks, info.image_size, info.fps, model=model,
+                        intrinsics=camera_for(options, info.image_size), flip=options.flip, path=path)
     result = Result(keypoints_2d=tracks.keypoints_2d, poses_3d=poses, track_ids=tracks.track_ids,
                     timestamps=tracks.timestamps, fps=info.fps, image_size=info.image_size,
                     interpolated=tracks.interpolated)
@@ -249,4 +284,4 @@ def find_videos(inputs: Sequence[str | os.PathLike], glob: str | None = None) ->
 
 
 __all__ = ["RunOptions", "VideoSummary", "detect_video", "track_video", "lift_tracks", "process_video",
-           "run_video", "find_videos", "main_track_poses", "WildposeError"]
+           "run_video", "find_videos", "main_track_poses", "camera_for", "WildposeError"]

@@ -60,9 +60,21 @@ def _check_timestamps(timestamps: np.ndarray | None, n_frames: int, fps: float) 
     return times
 
 
-def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float, focal_length: float | None = None,
+def _pair(value, name: str, expected: str, scalar: bool) -> tuple[float, float]:
+    """A finite (a, b) from a pair (or, with ``scalar``, one number used twice); ValueError naming ``name``."""
+    try:
+        pair = (float(value),) * 2 if scalar and np.ndim(value) == 0 else tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected {expected}, got {value!r}") from None
+    if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return pair
+
+
+def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
+         focal_length: float | tuple[float, float] | None = None,
          model: TemporalModel | str | os.PathLike | None = None, timestamps: np.ndarray | None = None,
-         flip: bool = True) -> np.ndarray:
+         flip: bool = True, principal_point: tuple[float, float] | None = None) -> np.ndarray:
     """Lift one person's 2D keypoint track to 3D poses.
 
     The track is normalised the way the model was trained ("screen" or "focal"), resampled in time to the
@@ -73,19 +85,23 @@ def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float, foca
     ----------
     keypoints_2d : ndarray, (T, 17, 2) or (T, 17, 3)
         COCO-17 keypoints, pixels of the displayed frame (x right, y down); a third (score) column is
-        ignored. No NaN: fill gaps first (track.py does).
+        ignored. No NaN: fill gaps first (track.py does). For a lens with distortion, pass keypoints
+        undistorted first (``wildpose.camera.undistort_keypoints``).
     image_size : (width, height)
         Pixels.
     fps : float
         The input's frame rate (frames/s); gives the timestamps when ``timestamps`` is None.
-    focal_length : float, optional
+    focal_length : float or (fx, fy), optional
         Pixels; used by "focal" models (default: a 60-degree field of view across the longer side).
+        A pair for non-square pixels.
     model : TemporalModel or path, optional
         Default: the shipped lifter (loaded once per process).
     timestamps : ndarray, (T,), optional
         Seconds, strictly increasing (variable frame rate video); default ``arange(T) / fps``.
     flip : bool
         Test-time flip augmentation (about twice the compute, slightly better poses).
+    principal_point : (cx, cy), optional
+        Pixels; used by "focal" models (default: the image centre, (width / 2, height / 2)).
 
     Returns
     -------
@@ -96,7 +112,8 @@ def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float, foca
     Raises
     ------
     ValueError
-        naming the argument, for wrong shapes, NaN keypoints, or a non-positive fps or image size.
+        naming the argument, for wrong shapes, NaN keypoints, a non-positive fps, image size or focal
+        length, or a non-finite principal point.
     ModelError
         if the default model cannot be loaded.
     """
@@ -125,12 +142,16 @@ def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float, foca
         raise ValueError(f"fps: expected a number of frames per second, got {fps!r}") from None
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps: expected a positive number of frames per second, got {fps!r}")
-    if focal_length is not None and not (math.isfinite(focal_length) and focal_length > 0):
-        raise ValueError(f"focal_length: expected a positive number of pixels, got {focal_length!r}")
+    if focal_length is not None:
+        focal = _pair(focal_length, "focal_length", "a positive number of pixels or (fx, fy)", scalar=True)
+        if not all(f > 0 for f in focal):
+            raise ValueError(f"focal_length: expected a positive number of pixels or (fx, fy), got {focal_length!r}")
+    if principal_point is not None:
+        _pair(principal_point, "principal_point", "(cx, cy) in pixels", scalar=False)
 
     n_frames = kp.shape[0]
     times = _check_timestamps(timestamps, n_frames, fps)
-    inputs = normalize_keypoints(xy, (width, height), model.input_normalisation, focal_length)
+    inputs = normalize_keypoints(xy, (width, height), model.input_normalisation, focal_length, principal_point)
 
     # the model only knows motion at its training frame rate: resample the track onto its time grid
     period = 1.0 / model.fps

@@ -1,4 +1,5 @@
-"""``python -m wildpose.lift.train --config configs/lifter.json [--name RUN] [--steps N] [--ship]``"""
+"""``python -m wildpose.lift.train --config configs/lifter.json [--name RUN] [--steps N | --seconds S]
+[--threads N] [--ship [--ship-as NAME]]``"""
 
 from __future__ import annotations
 
@@ -19,15 +20,31 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", default=str(ROOT / "runs"))
     ap.add_argument("--name", help="run name (default: the config's name)")
     ap.add_argument("--steps", type=int, help="override the config's step count")
-    ap.add_argument("--ship", action="store_true", help="copy the best weights to src/wildpose/models/lifter.*")
+    ap.add_argument("--seconds", type=float, help="train for this wall time instead of a step count")
+    ap.add_argument("--threads", type=int, help="torch threads (overrides the config)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="override a config key, e.g. --set channels=128 --set 'filter_widths=[3,3,3,3]'")
+    ap.add_argument("--ship", action="store_true", help="copy the best weights to src/wildpose/models/NAME.*")
+    ap.add_argument("--ship-as", default="lifter", help="NAME for --ship (default lifter)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = json.loads(Path(args.config).read_text())
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            cfg[key] = json.loads(value)
+        except json.JSONDecodeError:  # a bare string, e.g. a path
+            cfg[key] = value
     if args.steps:
         cfg["steps"] = args.steps
+        cfg.pop("max_seconds", None)
+    if args.seconds:
+        cfg["max_seconds"] = args.seconds
+    if args.threads:
+        cfg["threads"] = args.threads
     cfg.setdefault("cache_dir", str(Path(args.runs) / "cache"))
     name = args.name or cfg.get("name", "lifter")
-    ship = ROOT / "src" / "wildpose" / "models" / "lifter" if args.ship else None
+    ship = ROOT / "src" / "wildpose" / "models" / args.ship_as if args.ship else None
     summary = train(cfg, args.mocap, Path(args.runs) / name, ship_to=ship)
     print(json.dumps(summary, indent=2))
     return 0

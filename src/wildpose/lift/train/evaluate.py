@@ -27,9 +27,10 @@ NOISE = {"sd": 0.015, "outlier_prob": 0.01, "outlier_sd": 0.15}  # fractions of 
 
 
 def make_sequences(clips: ClipSet, fps: float = 30.0, seed: int = EVAL_SEED, segment_s: float = 10.0,
-                   noise: bool = False, max_segments: int | None = None) -> list[dict]:
+                   noise: bool | dict = False, max_segments: int | None = None) -> list[dict]:
     """Test sequences: per segment, inputs (T, 17, 2) focal-normalised COCO, targets (T, 17, 3) camera axes,
-    root-relative metres. Deterministic for a seed."""
+    root-relative metres. Deterministic for a seed. ``noise``: True for NOISE, or a dict of augmentation
+    keys for wildpose.lift.train.loop.add_noise_2d (e.g. noise.MOVENET_NOISE, the calibrated detector noise)."""
     rng = np.random.default_rng(seed)
     step = int(round(BASE_FPS / fps))
     seg = int(segment_s * fps)
@@ -45,7 +46,12 @@ def make_sequences(clips: ClipSet, fps: float = 30.0, seed: int = EVAL_SEED, seg
             hc = world_to_camera(hh[None], cam["rot"], cam["centre"])[0]
             cc3 = world_to_camera(cc[None], cam["rot"], cam["centre"])
             px = project(cc3, cam["focal"], cam["image_size"])[0]
-            if noise:
+            if isinstance(noise, dict):
+                from wildpose.lift.train.loop import add_noise_2d
+
+                size = np.ptp(px[..., 1], axis=1).mean() + 1.0
+                px = add_noise_2d(rng, px[None], np.array([size]), np.array([True]), noise)[0]
+            elif noise:
                 size = np.ptp(px[..., 1], axis=1).mean() + 1.0
                 px = px + rng.normal(size=px.shape) * NOISE["sd"] * size
                 outl = rng.random(px.shape[:2]) < NOISE["outlier_prob"]
@@ -104,10 +110,13 @@ def torch_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
 def evaluate(predict: Callable[[np.ndarray], np.ndarray], mocap_dir: str | os.PathLike,
              groups: list[str] | None = None, fps: float = 30.0, max_clips: int | None = None,
              max_segments: int | None = None, cache_dir=None) -> dict:
-    """Scores with ground-truth 2D ("gt2d") and with noisy 2D ("noisy2d") on the test groups."""
+    """Scores with ground-truth 2D ("gt2d"), with noisy 2D ("noisy2d": NOISE) and with the calibrated MoveNet
+    noise ("movenet2d": noise.MOVENET_NOISE) on the test groups (or ``groups``)."""
+    from wildpose.lift.train.noise import MOVENET_NOISE
+
     clips = load_split(mocap_dir, groups or DEFAULT_SPLIT["test"], max_clips, cache_dir)
     return {name: score(predict, make_sequences(clips, fps, noise=noisy, max_segments=max_segments))
-            for name, noisy in (("gt2d", False), ("noisy2d", True))}
+            for name, noisy in (("gt2d", False), ("noisy2d", True), ("movenet2d", MOVENET_NOISE))}
 
 
 def main(argv=None) -> int:

@@ -34,7 +34,35 @@ DEFAULT_AUG = {
     "mirror": 0.5, "time_warp": [0.8, 1.25], "global_scale": [0.9, 1.1], "bone_scale_sd": 0.05,
     "noise_fraction": 0.7, "noise_sd": [0.0, 0.025], "outlier_prob": 0.01, "outlier_sd": 0.15,
     "wrong_focal_fraction": 0.2,
+    # calibrated detector noise (wildpose.lift.train.noise; off unless joint_sd is given): per-joint sd as a
+    # fraction of the person's pixel height, scaled per window by a log-uniform factor in noise_scale (videos
+    # differ in blur and resolution); low-score joints (per-joint rates) get lowscore_sd instead
+    "joint_sd": None, "noise_scale": [1.0, 1.0], "lowscore_prob": 0.0, "lowscore_sd": 0.0,
 }
+
+
+def add_noise_2d(rng: np.random.Generator, px: np.ndarray, size_px: np.ndarray, noisy: np.ndarray,
+                 aug: dict) -> np.ndarray:
+    """2D detector noise on pixels px (n, T, J, 2) for the windows where ``noisy`` (n,) is True.
+
+    size_px (n,): the person's pixel height. Either isotropic Gaussian noise with an sd drawn from
+    ``noise_sd`` (fractions of the height), or, when ``joint_sd`` (J fractions) is given, the calibrated
+    model: per-joint sd x a per-window factor, low-score joint-frames (rate ``lowscore_prob``, a number or
+    J numbers) with sd ``lowscore_sd``; both add outliers (rate ``outlier_prob``, sd ``outlier_sd``).
+    """
+    n, t, j = px.shape[:3]
+    if aug.get("joint_sd") is None:
+        sd = rng.uniform(*aug["noise_sd"], n) * size_px * noisy
+        px = px + rng.normal(size=px.shape) * sd[:, None, None, None]
+    else:
+        lo, hi = aug.get("noise_scale", [1.0, 1.0])
+        scale = np.exp(rng.uniform(np.log(lo), np.log(hi), n)) * size_px * noisy
+        sd = np.asarray(aug["joint_sd"], np.float64)[None, None, :] * scale[:, None, None]  # (n, 1, J)
+        low = rng.random((n, t, j)) < np.broadcast_to(np.asarray(aug.get("lowscore_prob", 0.0)), (j,))
+        sd = np.where(low, np.maximum(sd, aug.get("lowscore_sd", 0.0) * scale[:, None, None]), sd)
+        px = px + rng.normal(size=px.shape) * sd[..., None]
+    out = rng.random(px.shape[:3]) < aug["outlier_prob"] * noisy[:, None, None]
+    return px + out[..., None] * rng.normal(size=px.shape) * (aug["outlier_sd"] * size_px)[:, None, None, None]
 
 
 def sample_windows(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fps: float,
@@ -73,11 +101,13 @@ def scale_bones(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray, gl
 
 
 def make_batch(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fps: float = 30.0,
-               aug: dict | None = None, cam_cfg: dict | None = None, centre_only: bool = True):
+               aug: dict | None = None, cam_cfg: dict | None = None, centre_only: bool = True,
+               causal: bool = False):
     """A batch of training windows.
 
     Returns inputs (n, frames, 17, 2) float32 (focal-normalised COCO 2D) and targets (n, T, 17, 3) float32
-    (H36M, camera axes, root-relative metres; T = 1 centre frame if centre_only else frames).
+    (H36M, camera axes, root-relative metres; T = 1 if centre_only: the centre frame, or the last frame for
+    a causal model, else T = frames).
     """
     aug = {**DEFAULT_AUG, **(aug or {})}
     h, c = sample_windows(rng, clips, n, frames, fps, aug["time_warp"])
@@ -89,10 +119,7 @@ def make_batch(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fp
     # 2D noise relative to the person's size in pixels: sigma = frac * (pixel height of the skeleton)
     size_px = np.ptp(px[..., 1], axis=2).mean(axis=1) + 1.0
     noisy = rng.random(n) < aug["noise_fraction"]
-    sd = rng.uniform(*aug["noise_sd"], n) * size_px * noisy
-    px = px + rng.normal(size=px.shape) * sd[:, None, None, None]
-    out = rng.random(px.shape[:3]) < aug["outlier_prob"] * noisy[:, None, None]
-    px = px + out[..., None] * rng.normal(size=px.shape) * (aug["outlier_sd"] * size_px)[:, None, None, None]
+    px = add_noise_2d(rng, px, size_px, noisy, aug)
     # normalise by the focal length the pipeline would use: mostly the true one, sometimes the default FOV or
     # a wrong guess, so unknown lenses degrade gently
     f = cams["focal"].copy()
@@ -103,7 +130,8 @@ def make_batch(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fp
     uv = (px - (cams["image_size"] / 2.0)[:, None, None, :]) / f[:, None, None, None]
     target = hc - hc[:, :, :1]
     if centre_only:
-        target = target[:, frames // 2: frames // 2 + 1]
+        k = frames - 1 if causal else frames // 2
+        target = target[:, k:k + 1]
     flip = rng.random(n) < aug["mirror"]
     if flip.any():
         uv[flip], target[flip] = mirror(uv[flip], target[flip])
@@ -122,14 +150,15 @@ def seed_everything(seed: int) -> np.random.Generator:
 def lifter_config(cfg: dict, extra_provenance: dict | None = None) -> dict:
     """The shipped JSON config (docs/ARCHITECTURE.md) for a training config."""
     return {
-        "filter_widths": list(cfg["filter_widths"]), "channels": int(cfg["channels"]), "causal": False,
+        "filter_widths": list(cfg["filter_widths"]), "channels": int(cfg["channels"]),
+        "causal": bool(cfg.get("causal", False)),
         "in_joints": 17, "in_layout": "coco", "out_joints": 17, "out_layout": "h36m",
         "input_normalisation": "focal", "fps": float(cfg.get("fps", 30.0)), "bn_eps": 1e-5,
         "provenance": {
             "data": "CMU Graphics Lab Motion Capture Database (BVH conversions in shared/data/mocap), "
                     "split by subject: " + json.dumps(cfg.get("split", DEFAULT_SPLIT)),
             "licence": "CMU mocap: free for all uses. " + ACKNOWLEDGEMENT,
-            "command": "python -m wildpose.lift.train --config configs/lifter.json --ship",
+            "command": cfg.get("command", "python -m wildpose.lift.train --config configs/lifter.json --ship"),
             "model_card": "docs/MODEL.md",
             "trained_by": "wildpose (own weights, architecture after Pavllo et al. 2019)",
             "date": time.strftime("%Y-%m-%d"),
@@ -164,18 +193,35 @@ def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
     cache = cfg.get("cache_dir")
     train_set = load_split(mocap_dir, split["train"], cfg.get("max_clips"), cache)
     val_set = load_split(mocap_dir, split["val"], cfg.get("max_clips"), cache)
-    model = TemporalLifter(17, 17, cfg["filter_widths"], cfg["channels"], cfg.get("dropout", 0.25))
+    causal = bool(cfg.get("causal", False))
+    model = TemporalLifter(17, 17, cfg["filter_widths"], cfg["channels"], cfg.get("dropout", 0.25), causal=causal)
+    if cfg.get("init_from"):
+        # warm start from a saved lifter of the same shape (e.g. a causal model from a symmetric one: same
+        # tensors, only the frame each block's residual keeps differs)
+        from safetensors.numpy import load_file
+
+        state = {k: torch.from_numpy(v) for k, v in load_file(str(cfg["init_from"])).items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]  # not saved in our files
+        if missing or unexpected:
+            raise ValueError(f"init_from {cfg['init_from']}: does not match the architecture "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        log.info("initialised from %s", cfg["init_from"])
     field = model.receptive_field
     fps = float(cfg.get("fps", 30.0))
     aug, cam_cfg = cfg.get("augment", {}), cfg.get("camera", {})
     val_rng = np.random.default_rng(int(cfg.get("val_seed", 12345)))
-    val_x, val_y = make_batch(val_rng, val_set, int(cfg.get("val_windows", 2048)), field, fps, aug, cam_cfg)
+    val_x, val_y = make_batch(val_rng, val_set, int(cfg.get("val_windows", 2048)), field, fps, aug, cam_cfg,
+                              causal=causal)
     val_x, val_y = torch.from_numpy(val_x), torch.from_numpy(val_y)
     steps, bs = int(cfg["steps"]), int(cfg["batch_size"])
     lr0, lr_end = float(cfg.get("lr", 1e-3)), float(cfg.get("lr_end", 1e-4))
     bn0, bn_end = float(cfg.get("bn_momentum", 0.1)), float(cfg.get("bn_momentum_end", 0.001))
     opt = torch.optim.Adam(model.parameters(), lr=lr0, amsgrad=True)
     eval_every = int(cfg.get("eval_every", 200))
+    # a time budget (seconds) instead of a step count: the schedules then follow elapsed time, so runs of
+    # different architectures get equal compute; the step count reached is in the log and summary
+    budget = float(cfg["max_seconds"]) if cfg.get("max_seconds") else None
     log_path = run_dir / "log.csv"
     best = math.inf
     t0 = time.time()
@@ -183,14 +229,22 @@ def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
     with open(log_path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["step", "seconds", "lr", "bn_momentum", "train_loss_mm", "val_mpjpe_mm"])
-        for step in range(1, steps + 1):
-            frac = (step - 1) / max(steps - 1, 1)
+        step = 0
+        while True:
+            step += 1
+            elapsed = time.time() - t0
+            if budget is not None:
+                frac = min(elapsed / budget, 1.0)
+                last = elapsed >= budget
+            else:
+                frac = (step - 1) / max(steps - 1, 1)
+                last = step >= steps
             lr = lr0 * (lr_end / lr0) ** frac
             bn_m = bn0 * (bn_end / bn0) ** frac
             for group in opt.param_groups:
                 group["lr"] = lr
             model.set_bn_momentum(bn_m)
-            x, y = make_batch(rng, train_set, bs, field, fps, aug, cam_cfg)
+            x, y = make_batch(rng, train_set, bs, field, fps, aug, cam_cfg, causal=causal)
             model.train()
             pred = model(torch.from_numpy(x), single=True)
             loss = (pred - torch.from_numpy(y)).norm(dim=-1).mean()
@@ -198,7 +252,7 @@ def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
             loss.backward()
             opt.step()
             running.append(loss.item())
-            if step % eval_every == 0 or step == steps:
+            if step % eval_every == 0 or last:
                 model.eval()
                 with torch.no_grad():
                     val = float((model(val_x, single=True) - val_y).norm(dim=-1).mean()) * 1000
@@ -213,7 +267,10 @@ def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
                 if val < best:
                     best = val
                     export(model, cfg, run_dir / "best", {"steps": step, "val_mpjpe_mm_windows": round(val, 1)})
-    summary = {"best_val_mpjpe_mm": best, "seconds": time.time() - t0, "steps": steps,
+            if last:
+                break
+    summary = {"best_val_mpjpe_mm": best, "seconds": time.time() - t0, "steps": step,
+               "windows_per_s": step * bs / (time.time() - t0),
                "train_frames": train_set.n_frames, "val_frames": val_set.n_frames}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if ship_to is not None:

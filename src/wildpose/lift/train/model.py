@@ -17,7 +17,8 @@ from torch import nn
 
 
 class TemporalLifter(nn.Module):
-    """VideoPose3D-style temporal conv net (symmetric, non-causal).
+    """VideoPose3D-style temporal conv net (symmetric by default; ``causal=True``: each output frame is the
+    last frame of its window, so it sees only the past, as the numpy inference's "causal" models).
 
     Parameters
     ----------
@@ -25,11 +26,13 @@ class TemporalLifter(nn.Module):
     filter_widths : e.g. [3, 3, 3, 3] (receptive field 81)
     channels : conv width C
     dropout : dropout probability after each ReLU
+    causal : residuals keep each window's last frame instead of its centre (streaming models)
     """
 
     def __init__(self, in_joints: int = 17, out_joints: int = 17, filter_widths=(3, 3, 3, 3),
-                 channels: int = 512, dropout: float = 0.25, momentum: float = 0.1):
+                 channels: int = 512, dropout: float = 0.25, momentum: float = 0.1, causal: bool = False):
         super().__init__()
+        self.causal = bool(causal)
         for w in filter_widths:
             if w % 2 == 0:
                 raise ValueError(f"filter_widths: only odd widths are supported, got {filter_widths}")
@@ -67,11 +70,11 @@ class TemporalLifter(nn.Module):
         dilation = w0
         for i, w in enumerate(self.filter_widths[1:]):
             if single:
-                res = h[:, :, w // 2::w]
+                res = h[:, :, (w - 1 if self.causal else w // 2)::w]
                 h = F.conv1d(h, self.layers_conv[2 * i].weight, stride=w)
             else:
-                pad = (w - 1) * dilation // 2
-                res = h[:, :, pad:h.shape[2] - pad]
+                span = (w - 1) * dilation
+                res = h[:, :, span:] if self.causal else h[:, :, span // 2:h.shape[2] - span // 2]
                 h = F.conv1d(h, self.layers_conv[2 * i].weight, dilation=dilation)
             h = self.drop(F.relu(self.layers_bn[2 * i](h)))
             h = res + self.drop(F.relu(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](h))))

@@ -1,0 +1,467 @@
+"""Where people are: camera-space root trajectories, and a world frame (y up, feet on y = 0) for a static camera.
+
+The pose lifter gives root-relative joints. ``estimate_trajectory`` runs the trajectory model (a temporal
+convolutional network like the lifter, with one output joint: the root's position in camera space, metres) on
+one person's 2D track; ``fit_root`` is the geometric alternative, the root that best reprojects a lifted pose
+onto its keypoints. ``align_world`` takes everyone's absolute camera-space joints over a clip from a static
+camera and finds the up direction and the floor: the average body axis of upright people gives a first up
+direction, then the plane through the lower ankle of every pose (one offset per person, since each person's
+depth carries its own scale error) refines it where the feet spread over the floor, helped a little by the
+planes through the camera centre and each upright person's 2D body axis (they meet in the vertical).
+It assumes a static camera: a panning or tilting camera moves the floor in camera space. The output is in world
+axes: x right (horizontal, along the camera's right), y up, z towards the camera (right-handed; the same
+orientation as the render's 3D view), metres, the floor at y = 0 and the camera above the origin.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from wildpose.errors import ModelError
+from wildpose.lift.model import TemporalModel
+from wildpose.lift.normalize import camera_arrays, normalize_keypoints
+from wildpose.skeleton import COCO_FLIP
+
+log = logging.getLogger(__name__)
+
+TRAJECTORY_MODEL = "trajectory"
+ANKLE_HEIGHT = 0.08  # metres from the floor to the ankle joint centre of a standing adult
+_PELVIS, _R_ANKLE, _L_ANKLE, _THORAX = 0, 3, 6, 8
+# COCO keypoint -> the H36M joint at the same place (limbs; the COCO hips are near the H36M hips)
+_COCO_TO_H36M = np.array([[5, 11], [6, 14], [7, 12], [8, 15], [9, 13], [10, 16], [11, 4], [12, 1], [13, 5],
+                          [14, 2], [15, 6], [16, 3]])
+
+
+def default_trajectory_path() -> Path:
+    """The shipped trajectory model: ``wildpose/models/trajectory.safetensors`` (+ ``.json``)."""
+    return Path(str(importlib.resources.files("wildpose") / "models" / f"{TRAJECTORY_MODEL}.safetensors"))
+
+
+def load_trajectory_model(path: str | os.PathLike | None = None) -> TemporalModel:
+    """Load a trajectory model (a lifter file with ``out_joints`` 1, ``out_layout`` "root").
+
+    Raises
+    ------
+    ModelError
+        naming the file, if it cannot be loaded (see ``wildpose.lift.load_lifter``) or is not a root model.
+    """
+    from wildpose.lift.weights import load_lifter, model_paths
+
+    target = default_trajectory_path() if path is None else path
+    model = load_lifter(target)
+    if model.out_joints != 1 or model.config.get("out_layout") != "root":
+        raise ModelError(f"not a trajectory model (out_joints {model.out_joints}, out_layout "
+                         f"{model.config.get('out_layout')!r}; expected 1, 'root')", model_paths(target)[1])
+    return model
+
+
+@functools.lru_cache(maxsize=1)
+def _default_model() -> TemporalModel:
+    return load_trajectory_model(None)
+
+
+def _times(timestamps: np.ndarray | None, n: int, fps: float) -> np.ndarray:
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps: expected a positive number of frames per second, got {fps!r}")
+    if timestamps is None:
+        return np.arange(n, dtype=np.float64) / fps
+    times = np.asarray(timestamps, np.float64)
+    if times.shape != (n,):
+        raise ValueError(f"timestamps: expected shape ({n},) to match keypoints_2d, got {times.shape}")
+    if not np.all(np.isfinite(times)) or (n > 1 and not np.all(np.diff(times) > 0)):
+        raise ValueError("timestamps: must be finite and strictly increasing (seconds)")
+    return times
+
+
+def estimate_trajectory(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
+                        timestamps: np.ndarray | None = None, focal_length: float | tuple[float, float] | None = None,
+                        model: TemporalModel | str | os.PathLike | None = None, flip: bool = True,
+                        principal_point: tuple[float, float] | None = None) -> np.ndarray:
+    """One person's root (pelvis) position in camera space, per frame, from their 2D track.
+
+    Normalised and resampled in time exactly as ``wildpose.lift.lift`` does (the model runs at its own
+    frame rate; the output is resampled back to the input's timestamps).
+
+    Parameters
+    ----------
+    keypoints_2d : ndarray, (T, 17, 2) or (T, 17, 3)
+        COCO-17 pixels of the displayed frame; a score column is ignored. No NaN (fill gaps first).
+    image_size : (width, height)
+        Pixels.
+    fps : float
+        Frames/s; gives the timestamps when ``timestamps`` is None.
+    timestamps : ndarray, (T,), optional
+        Seconds, strictly increasing.
+    focal_length : float or (fx, fy), optional
+        Pixels; default a 60-degree field of view across the longer side. Depth is proportional to it: with
+        a wrong focal length every distance is off by the same factor (f_used / f_true).
+    model : TemporalModel or path, optional
+        A trajectory model; default the shipped ``trajectory.safetensors`` (loaded once per process).
+    flip : bool
+        Also run on the mirror image and average (x un-mirrored).
+    principal_point : (cx, cy), optional
+        Pixels; default the image centre.
+
+    Returns
+    -------
+    ndarray, (T, 3) float32
+        Root position, metres, camera axes (x right, y down, z forward).
+
+    Raises
+    ------
+    ValueError
+        naming the argument, for wrong shapes, NaN keypoints, a bad fps, image size or timestamps.
+    ModelError
+        if the model cannot be loaded or is not a trajectory model.
+    """
+    from wildpose.lift import resample
+
+    if model is None:
+        model = _default_model()
+    elif not isinstance(model, TemporalModel):
+        model = load_trajectory_model(model)
+    kp = np.asarray(keypoints_2d)
+    if kp.ndim != 3 or kp.shape[1] != model.in_joints or kp.shape[2] not in (2, 3) or kp.shape[0] < 1:
+        raise ValueError(f"keypoints_2d: expected shape (T >= 1, {model.in_joints}, 2 or 3), got {kp.shape}")
+    xy = kp[..., :2].astype(np.float32)
+    if not np.all(np.isfinite(xy)):
+        raise ValueError("keypoints_2d: NaN or infinity; one person's track must be complete (fill gaps first)")
+    try:
+        width, height = (float(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size: expected (width, height) in pixels, got {image_size!r}") from None
+    if not (width > 0 and height > 0):
+        raise ValueError(f"image_size: expected positive (width, height), got {image_size!r}")
+    times = _times(timestamps, kp.shape[0], float(fps))
+    inputs = normalize_keypoints(xy, (width, height), model.input_normalisation, focal_length, principal_point)
+    period = 1.0 / model.fps
+    n_grid = int(math.ceil((times[-1] - times[0]) / period - 1e-6)) + 1
+    grid = times[0] + np.arange(n_grid) * period
+    same = n_grid == len(times) and np.allclose(grid, times, rtol=0.0, atol=1e-3 * period)
+    if not same:
+        inputs = resample(inputs, times, grid)
+    root = model.predict(inputs)[:, 0]
+    if flip:
+        mirrored = inputs[:, COCO_FLIP].copy()
+        mirrored[..., 0] *= -1.0
+        other = model.predict(mirrored)[:, 0]
+        other[:, 0] *= -1.0
+        root = (root + other) * np.float32(0.5)
+    if not same:
+        root = resample(root, grid, times)
+    return np.ascontiguousarray(root, np.float32)
+
+
+def fit_root(poses_3d: np.ndarray, keypoints_2d: np.ndarray, image_size: tuple[int, int],
+             focal_length: float | tuple[float, float] | None = None, min_score: float = 0.2,
+             principal_point: tuple[float, float] | None = None) -> np.ndarray:
+    """The root position that makes a root-relative 3D pose reproject best onto its 2D keypoints.
+
+    For each frame, the least-squares solution of ``(P_j + R)_xy = u_j (P_j + R)_z`` over the 12 limb joints
+    (u_j: focal-normalised keypoints), which is linear in the root R. The depth inherits the lifter's
+    scale assumption (adult proportions). A geometric baseline for the trajectory model.
+
+    Parameters
+    ----------
+    poses_3d : (T, 17, 3) H36M metres, camera axes, root-relative.
+    keypoints_2d : (T, 17, 2|3) COCO pixels (a score column below ``min_score`` drops that point).
+    image_size, focal_length, principal_point : as for ``estimate_trajectory``.
+
+    Returns
+    -------
+    (T, 3) float32 metres, camera axes; NaN where fewer than 4 points were usable.
+    """
+    kp = np.asarray(keypoints_2d, np.float64)
+    pose = np.asarray(poses_3d, np.float64)[:, _COCO_TO_H36M[:, 1]]  # (T, 12, 3)
+    focal, centre = camera_arrays(tuple(float(v) for v in image_size), focal_length, principal_point)
+    uv = (kp[:, _COCO_TO_H36M[:, 0], :2] - centre) / focal  # (T, 12, 2)
+    ok = np.isfinite(uv).all(-1) & np.isfinite(pose).all(-1)
+    if kp.shape[-1] == 3:
+        ok &= ~(kp[:, _COCO_TO_H36M[:, 0], 2] < min_score)
+    w = ok.astype(np.float64)
+    uv, pose = np.where(ok[..., None], uv, 0.0), np.where(ok[..., None], pose, 0.0)
+    # two equations per joint, unknowns (X, Y, Z): X - u Z = u P_z - P_x and Y - v Z = v P_z - P_y
+    T, J = uv.shape[:2]
+    A = np.zeros((T, J, 2, 3))
+    A[..., 0, 0] = 1.0
+    A[..., 1, 1] = 1.0
+    A[..., :, 2] = -uv
+    b = uv * pose[..., 2:3] - pose[..., :2]
+    A = (A * w[..., None, None]).reshape(T, 2 * J, 3)
+    b = (b * w[..., None]).reshape(T, 2 * J)
+    ata = np.einsum("tki,tkj->tij", A, A)
+    atb = np.einsum("tki,tk->ti", A, b)
+    out = np.full((T, 3), np.nan)
+    good = ok.sum(1) >= 4
+    if good.any():
+        out[good] = np.linalg.solve(ata[good], atb[good][..., None])[..., 0]
+    return out.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------- world frame
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def _body_up(joints: np.ndarray, max_tilt_deg: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+    """Robust mean of the body axes (mid-ankle -> thorax) of upright poses; camera axes. (M, 17, 3) -> (3,).
+
+    Only axes within ``max_tilt_deg`` of the camera's up (-y) count at first (a camera is roughly upright;
+    lying or bending people are not a vertical reference), then those within 25 degrees of their mean.
+    """
+    axis = _unit(joints[:, _THORAX] - 0.5 * (joints[:, _R_ANKLE] + joints[:, _L_ANKLE]))
+    up = np.array([0.0, -1.0, 0.0])
+    upright = np.zeros(len(axis), bool)
+    for limit in (max_tilt_deg, 25.0, 15.0):
+        keep = axis @ up >= math.cos(math.radians(limit))
+        if keep.sum() < 1:
+            break
+        upright = keep
+        up = _unit(axis[keep].mean(0))
+    return up, upright
+
+
+def _ray_planes(joints: np.ndarray) -> np.ndarray:
+    """(M, 3, 3) -> (3, 3): mean of m m^T, m the normal of the plane through the camera centre and the 2D
+    body axis (the rays to the mid-ankle and the thorax). An upright body's vertical lies in that plane
+    whatever the lifter got wrong about depth: these planes meet in the vertical direction (the vertical
+    vanishing point), which constrains the up direction with the image's own evidence."""
+    m = np.cross(0.5 * (joints[:, _R_ANKLE] + joints[:, _L_ANKLE]), joints[:, _THORAX])
+    m = _unit(m)
+    return (m[:, :, None] * m[:, None, :]).mean(0) if len(m) else np.zeros((3, 3))
+
+
+def _floor_normal(points: np.ndarray, person: np.ndarray, prior: np.ndarray, prior_weight: float,
+                  weights: np.ndarray, extra: np.ndarray, between_weight: float = 0.0) -> np.ndarray:
+    """Normal of planes (one offset per person) through ``points`` (M, 3), pulled towards ``prior``: the
+    eigenvector of the smallest eigenvalue of (pooled within-person covariance + extra - w prior prior^T)."""
+    cov = np.zeros((3, 3))
+    total = 0.0
+    means, counts = [], []
+    for p in np.unique(person):
+        sel = person == p
+        wp = weights[sel]
+        if wp.sum() <= 0:
+            continue
+        mu = (points[sel] * wp[:, None]).sum(0) / wp.sum()
+        d = points[sel] - mu
+        cov += (d * wp[:, None]).T @ d
+        total += wp.sum()
+        means.append(mu)
+        counts.append(wp.sum())
+    if len(means) > 1 and between_weight > 0:
+        # where people stand relative to each other is evidence too, discounted for each one's depth scale error
+        means, counts = np.array(means), np.array(counts)
+        d = means - (means * counts[:, None]).sum(0) / counts.sum()
+        cov += between_weight * (d * counts[:, None]).T @ d
+    cov /= max(total, 1e-12)
+    vals, vecs = np.linalg.eigh(cov + extra - prior_weight * np.outer(prior, prior))
+    n = vecs[:, 0]
+    return n if n @ prior >= 0 else -n
+
+
+def align_world(poses_cam: np.ndarray, present: np.ndarray | None = None, *, prior_weight: float = 0.2,
+                ray_weight: float = 0.2, between_weight: float = 0.25,
+                ankle_height: float = ANKLE_HEIGHT, equalise_scale: bool = True,
+                both_feet_tol: float = 0.03) -> tuple[np.ndarray, dict]:
+    """Turn absolute camera-space poses from a static camera into a world frame: y up, the floor at y = 0.
+
+    Parameters
+    ----------
+    poses_cam : ndarray, (P, T, 17, 3)
+        H36M joints, metres, camera axes (x right, y down, z forward), absolute (root-relative pose + root
+        trajectory); NaN where absent.
+    present : ndarray, (P, T) bool, optional
+        Frames to use; default: where every joint is finite.
+    prior_weight : float
+        Square metres: how strongly the body-axis up direction holds against the floor-plane fit (the fit
+        wins along directions in which the feet spread more than about sqrt(prior_weight) metres), for
+        one person; divided by the number of people (each is independent evidence about the floor).
+    ray_weight : float
+        Square metres: weight of the image's own evidence for the vertical (the planes through the camera
+        centre and each upright person's 2D body axis meet in the vertical direction; see ``_ray_planes``).
+        It does not depend on the lifter's depth, but leaning bodies bias it: measured best at 0.2.
+        Also divided by the number of people.
+    between_weight : float
+        How much the spread of different people's feet (person means) counts in the floor fit, relative to
+        each person's own feet (1: as much; 0: not at all, as each person's offset may be a depth-scale error).
+    ankle_height : float
+        Metres between the floor and the ankle joints.
+    both_feet_tol : float
+        Metres: the higher ankle also counts as a floor point where it is at most this much above the lower
+        (both feet down), which adds the feet's lateral spread to the floor fit.
+    equalise_scale : bool
+        With several people, scale each person's root positions about the camera (which keeps their 2D
+        projection) so that everybody stands on the same floor: each person's depth carries its own scale
+        error (body size), which shows as feet above or below the common floor. Limited to 0.67-1.5x.
+
+    Returns
+    -------
+    poses_world : ndarray, (P, T, 17, 3) float32
+        Metres, world axes: x right, y up, z towards the camera; the floor at y = 0; NaN where absent.
+    camera : dict
+        ``rotation`` (3, 3) world-from-camera (world = rotation @ camera-axes vector + position),
+        ``position`` (3,) the camera in the world (0, height, 0), ``height`` metres above the floor,
+        ``pitch_deg`` (> 0 looking down), ``roll_deg`` (about the optical axis; > 0 when the camera's x axis
+        points below the horizon, so that the horizon in the image rises to the right),
+        ``up_camera`` (3,) the world's up in camera axes, ``person_scale`` (P,) the factors applied,
+        ``ankle_height``, ``frames_used``.
+
+    Raises
+    ------
+    ValueError
+        if ``poses_cam`` has the wrong shape or no complete pose.
+    """
+    poses = np.asarray(poses_cam, np.float64)
+    if poses.ndim != 4 or poses.shape[2:] != (17, 3):
+        raise ValueError(f"poses_cam: expected shape (P, T, 17, 3), got {poses.shape}")
+    P, T = poses.shape[:2]
+    ok = np.isfinite(poses).all((-1, -2))
+    if present is not None:
+        present = np.asarray(present, bool)
+        if present.shape != (P, T):
+            raise ValueError(f"present: expected shape ({P}, {T}), got {present.shape}")
+        ok &= present
+    if not ok.any():
+        raise ValueError("poses_cam: no frame has a complete pose to align")
+    pidx, tidx = np.nonzero(ok)
+    joints = poses[pidx, tidx]  # (M, 17, 3)
+    up, upright = _body_up(joints)
+    rays = _ray_planes(joints[upright])
+    # every person is independent evidence about the floor (frames of one person are not): the priors'
+    # weight falls with the number of people seen for at least a second's worth of frames
+    people = max(1, int((np.bincount(pidx, minlength=P) >= 25).sum()))
+    prior_weight, ray_weight = prior_weight / people, ray_weight / people
+    scale = np.ones(P)
+    for _ in range(3):
+        ankles = joints[:, [_R_ANKLE, _L_ANKLE]] + ((scale[pidx] - 1.0)[:, None] * joints[:, _PELVIS])[:, None]
+        heights = ankles @ up
+        # the lower ankle of every pose, and the other one too where it is as low (both feet down)
+        low_mask = heights <= heights.min(axis=1, keepdims=True) + both_feet_tol
+        low, low_person = ankles[low_mask], np.repeat(pidx, 2)[low_mask.ravel()]
+        weights = np.ones(len(low))
+        n = up
+        for _ in range(3):
+            n = _floor_normal(low, low_person, up, prior_weight, weights, ray_weight * rays, between_weight)
+            # drop feet well off each person's floor (jumps, flight phases, bad frames): 3 robust sigmas
+            h = low @ n
+            resid = np.empty_like(h)
+            for p in np.unique(low_person):
+                sel = low_person == p
+                resid[sel] = h[sel] - np.median(h[sel])
+            mad = 1.4826 * np.median(np.abs(resid)) + 1e-3
+            weights = (np.abs(resid) <= 3.0 * mad).astype(np.float64)
+        # each person's floor height below the camera, along n (positive: the floor is below the camera)
+        floor = np.full(P, np.nan)
+        for p in np.unique(low_person):
+            sel = (low_person == p) & (weights > 0)
+            if sel.any():
+                floor[p] = -np.median(low[sel] @ n) + ankle_height
+        counts = np.bincount(pidx, minlength=P)
+        valid = np.isfinite(floor) & (floor > 0)
+        if not equalise_scale or valid.sum() < 2:
+            break
+        common = _weighted_median(floor[valid], counts[valid])
+        new = scale.copy()
+        new[valid] = np.clip(scale[valid] * common / floor[valid], 2.0 / 3.0, 1.5)
+        if np.allclose(new, scale, atol=1e-3):
+            break
+        scale = new
+    counts = np.bincount(pidx, minlength=P)
+    have = np.isfinite(floor)
+    height = float(_weighted_median(floor[have], counts[have]))
+    # world axes in camera coordinates: y = up, x = the camera's right made horizontal, z = x cross y
+    y_axis = _unit(n)
+    x_axis = _unit(np.array([1.0, 0.0, 0.0]) - y_axis[0] * y_axis)
+    z_axis = np.cross(x_axis, y_axis)
+    rot = np.stack([x_axis, y_axis, z_axis])  # world-from-camera
+    position = np.array([0.0, height, 0.0])
+    roots = poses[:, :, :1] * scale[:, None, None, None]
+    scaled = poses - poses[:, :, :1] + roots
+    world = scaled @ rot.T + position
+    world[~ok] = np.nan
+    camera = {
+        "rotation": rot.astype(np.float32), "position": position.astype(np.float32), "height": height,
+        "pitch_deg": float(np.degrees(np.arcsin(np.clip(-y_axis[2], -1.0, 1.0)))),
+        "roll_deg": float(np.degrees(np.arctan2(-y_axis[0], -y_axis[1]))),
+        "up_camera": y_axis.astype(np.float64), "person_scale": scale.astype(np.float32),
+        "ankle_height": float(ankle_height), "frames_used": int(len(joints)), "upright_frames": int(upright.sum()),
+    }
+    return world.astype(np.float32), camera
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cum = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[lo, hi) index ranges where ``mask`` is True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def estimate_trajectories(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
+                          timestamps: np.ndarray | None = None,
+                          focal_length: float | tuple[float, float] | None = None,
+                          model: TemporalModel | str | os.PathLike | None = None, flip: bool = True) -> np.ndarray:
+    """``estimate_trajectory`` for every track: (P, T, 17, 2|3) pixels, NaN where absent -> (P, T, 3).
+
+    Each contiguous run of a track's frames is processed on its own, with its own timestamps (as
+    ``pipeline.lift_tracks`` lifts them). Returns float32 metres, camera axes, NaN where the track is absent.
+    """
+    kp = np.asarray(keypoints_2d)
+    if kp.ndim != 4 or kp.shape[2] != 17 or kp.shape[3] not in (2, 3):
+        raise ValueError(f"keypoints_2d: expected shape (P, T, 17, 2 or 3), got {kp.shape}")
+    P, T = kp.shape[:2]
+    times = _times(timestamps, T, float(fps))
+    if model is None:
+        model = _default_model()
+    elif not isinstance(model, TemporalModel):
+        model = load_trajectory_model(model)
+    present = ~np.isnan(kp[..., :2]).all((-1, -2))
+    out = np.full((P, T, 3), np.nan, np.float32)
+    for p in range(P):
+        for lo, hi in _runs(present[p]):
+            out[p, lo:hi] = estimate_trajectory(kp[p, lo:hi], image_size, fps, times[lo:hi], focal_length,
+                                                model, flip)
+    return out
+
+
+def locate_people(keypoints_2d: np.ndarray, poses_3d: np.ndarray, image_size: tuple[int, int], fps: float,
+                  timestamps: np.ndarray | None = None, focal_length: float | tuple[float, float] | None = None,
+                  model: TemporalModel | str | os.PathLike | None = None, flip: bool = True) -> dict[str, np.ndarray]:
+    """Everything ``poses.npz`` gains from this module, as ``Result.extras`` entries.
+
+    Parameters
+    ----------
+    keypoints_2d : (P, T, 17, 3) pixels + score, NaN where absent.
+    poses_3d : (P, T, 17, 3) root-relative metres, camera axes (the lifter's output).
+    image_size, fps, timestamps, focal_length, model, flip : as for ``estimate_trajectories``.
+
+    Returns
+    -------
+    dict
+        ``trajectory`` (P, T, 3) float32 camera-space roots; ``poses_3d_camera`` (P, T, 17, 3) float32,
+        poses_3d + trajectory; ``poses_world`` (P, T, 17, 3) float32 (see ``align_world``: y up, floor at
+        y = 0, metres); ``camera_rotation`` (3, 3) float32 world-from-camera; ``camera_position`` (3,)
+        float32 in the world. NaN where a person is absent.
+    """
+    trajectory = estimate_trajectories(keypoints_2d, image_size, fps, timestamps, focal_length, model, flip)
+    poses_cam = (np.asarray(poses_3d, np.float32) + trajectory[:, :, None, :]).astype(np.float32)
+    world, camera = align_world(poses_cam)
+    return {"trajectory": trajectory, "poses_3d_camera": poses_cam, "poses_world": world,
+            "camera_rotation": camera["rotation"], "camera_position": camera["position"]}
+
+
+__all__ = ["estimate_trajectory", "estimate_trajectories", "locate_people", "fit_root", "align_world", "load_trajectory_model", "default_trajectory_path",
+           "ANKLE_HEIGHT"]
