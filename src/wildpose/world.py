@@ -341,7 +341,8 @@ def align_world(poses_cam: np.ndarray, present: np.ndarray | None = None, *, pri
     people = max(1, int((np.bincount(pidx, minlength=P) >= 25).sum()))
     prior_weight, ray_weight = prior_weight / people, ray_weight / people
     scale = np.ones(P)
-    for _ in range(3):
+    counts = np.bincount(pidx, minlength=P)
+    for attempt in range(4):
         ankles = joints[:, [_R_ANKLE, _L_ANKLE]] + ((scale[pidx] - 1.0)[:, None] * joints[:, _PELVIS])[:, None]
         heights = ankles @ up
         # the lower ankle of every pose, and the other one too where it is as low (both feet down)
@@ -365,19 +366,18 @@ def align_world(poses_cam: np.ndarray, present: np.ndarray | None = None, *, pri
             sel = (low_person == p) & (weights > 0)
             if sel.any():
                 floor[p] = -np.median(low[sel] @ n) + ankle_height
-        counts = np.bincount(pidx, minlength=P)
         valid = np.isfinite(floor) & (floor > 0)
-        if not equalise_scale or valid.sum() < 2:
+        if not equalise_scale or valid.sum() < 2 or attempt == 3:
             break
         common = _weighted_median(floor[valid], counts[valid])
         new = scale.copy()
         new[valid] = np.clip(scale[valid] * common / floor[valid], 2.0 / 3.0, 1.5)
         if np.allclose(new, scale, atol=1e-3):
             break
-        scale = new
-    counts = np.bincount(pidx, minlength=P)
+        scale = new  # and fit again with everyone's feet moved onto the common floor
     have = np.isfinite(floor)
-    height = float(_weighted_median(floor[have], counts[have]))
+    height = (float(_weighted_median(floor[have], counts[have])) if have.any()
+              else float(-np.median(low @ n) + ankle_height))
     # world axes in camera coordinates: y = up, x = the camera's right made horizontal, z = x cross y
     y_axis = _unit(n)
     x_axis = _unit(np.array([1.0, 0.0, 0.0]) - y_axis[0] * y_axis)
@@ -413,7 +413,8 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 def estimate_trajectories(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
                           timestamps: np.ndarray | None = None,
                           focal_length: float | tuple[float, float] | None = None,
-                          model: TemporalModel | str | os.PathLike | None = None, flip: bool = True) -> np.ndarray:
+                          model: TemporalModel | str | os.PathLike | None = None, flip: bool = True,
+                          principal_point: tuple[float, float] | None = None) -> np.ndarray:
     """``estimate_trajectory`` for every track: (P, T, 17, 2|3) pixels, NaN where absent -> (P, T, 3).
 
     Each contiguous run of a track's frames is processed on its own, with its own timestamps (as
@@ -433,32 +434,42 @@ def estimate_trajectories(keypoints_2d: np.ndarray, image_size: tuple[int, int],
     for p in range(P):
         for lo, hi in _runs(present[p]):
             out[p, lo:hi] = estimate_trajectory(kp[p, lo:hi], image_size, fps, times[lo:hi], focal_length,
-                                                model, flip)
+                                                model, flip, principal_point)
     return out
 
 
 def locate_people(keypoints_2d: np.ndarray, poses_3d: np.ndarray, image_size: tuple[int, int], fps: float,
                   timestamps: np.ndarray | None = None, focal_length: float | tuple[float, float] | None = None,
-                  model: TemporalModel | str | os.PathLike | None = None, flip: bool = True) -> dict[str, np.ndarray]:
+                  model: TemporalModel | str | os.PathLike | None = None, flip: bool = True,
+                  principal_point: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
     """Everything ``poses.npz`` gains from this module, as ``Result.extras`` entries.
 
     Parameters
     ----------
-    keypoints_2d : (P, T, 17, 3) pixels + score, NaN where absent.
+    keypoints_2d : (P, T, 17, 3) pixels + score, NaN where absent; undistorted (ideal pinhole) for a
+        lens with distortion, as the lifter saw them.
     poses_3d : (P, T, 17, 3) root-relative metres, camera axes (the lifter's output).
-    image_size, fps, timestamps, focal_length, model, flip : as for ``estimate_trajectories``.
+    image_size, fps, timestamps, focal_length, model, flip, principal_point : as for
+        ``estimate_trajectory`` (use the focal length and principal point the lifter used).
 
     Returns
     -------
     dict
-        ``trajectory`` (P, T, 3) float32 camera-space roots; ``poses_3d_camera`` (P, T, 17, 3) float32,
-        poses_3d + trajectory; ``poses_world`` (P, T, 17, 3) float32 (see ``align_world``: y up, floor at
+        ``trajectory`` (P, T, 3) float32 camera-space roots (after ``align_world``'s per-person scale, with
+        several people); ``poses_3d_camera`` (P, T, 17, 3) float32, poses_3d + trajectory; ``poses_world`` (P, T, 17, 3) float32 (see ``align_world``: y up, floor at
         y = 0, metres); ``camera_rotation`` (3, 3) float32 world-from-camera; ``camera_position`` (3,)
         float32 in the world. NaN where a person is absent.
     """
-    trajectory = estimate_trajectories(keypoints_2d, image_size, fps, timestamps, focal_length, model, flip)
+    trajectory = estimate_trajectories(keypoints_2d, image_size, fps, timestamps, focal_length, model, flip,
+                                       principal_point)
     poses_cam = (np.asarray(poses_3d, np.float32) + trajectory[:, :, None, :]).astype(np.float32)
     world, camera = align_world(poses_cam)
+    # keep the camera-space arrays consistent with the world ones: align_world may have scaled a person's
+    # distance so that everyone stands on one floor
+    scale = camera["person_scale"][:, None, None]
+    if not np.allclose(scale, 1.0):
+        trajectory = (trajectory * scale).astype(np.float32)
+        poses_cam = (np.asarray(poses_3d, np.float32) + trajectory[:, :, None, :]).astype(np.float32)
     return {"trajectory": trajectory, "poses_3d_camera": poses_cam, "poses_world": world,
             "camera_rotation": camera["rotation"], "camera_position": camera["position"]}
 
