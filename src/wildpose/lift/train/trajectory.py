@@ -300,12 +300,14 @@ def evaluate(model_path=None, mocap_dir: str | os.PathLike = ROOT.parent / "shar
 def evaluate_world(mocap_dir: str | os.PathLike = ROOT.parent / "shared" / "data" / "mocap",
                    groups: list[str] | None = None, cache_dir=ROOT / "runs" / "cache", model_path=None,
                    noise: bool = True, max_segments: int | None = None, people: int = 1,
-                   seed: int = EVAL_SEED + 1) -> dict:
+                   seed: int = EVAL_SEED + 1, gt_poses: bool = False, align_options: dict | None = None) -> dict:
     """World alignment on synthetic scenes: held-out mocap through a random static camera, the whole pipeline
     after 2D (lifter + trajectory + align_world). ``people`` > 1 puts that many segments, each at its own
     offset on the floor, in front of one camera. Returns the up-direction error (degrees), the camera-height
     error (m and %) and the floor error where the people are (mean |estimated - true| height of the true
-    lower ankle in the world frame, metres), per scene mean / median (/ 90th percentile)."""
+    lower ankle in the world frame, metres), per scene mean / median (/ 90th percentile). ``gt_poses``:
+    align the true camera-space joints instead (the alignment's own error); ``align_options``: keyword
+    arguments for ``align_world`` (e.g. ``{"prior_weight": 1e6}``: the body axes alone)."""
     from wildpose.lift import lift, load_lifter
     from wildpose.world import align_world, estimate_trajectory
 
@@ -344,11 +346,14 @@ def evaluate_world(mocap_dir: str | os.PathLike = ROOT.parent / "shared" / "data
                 px = _noise_2d(rng, px, np.array([NOISE["sd"]]), np.array([NOISE["outlier_prob"]]),
                                NOISE["outlier_sd"])
             kp = px[0]
+            if gt_poses:
+                poses_cam.append(world_to_camera(h[None], cam["rot"], cam["centre"])[0])
+                continue
             pose = lift(kp, size, 30.0, focal_length=focal, model=lifter)
             root = estimate_trajectory(kp, size, 30.0, focal_length=focal, model=traj)
             poses_cam.append(pose + root[:, None, :])
         poses_cam = np.stack(poses_cam)
-        world, camera = align_world(poses_cam, np.ones(poses_cam.shape[:2], bool))
+        world, camera = align_world(poses_cam, np.ones(poses_cam.shape[:2], bool), **(align_options or {}))
         true_up = rot @ np.array([0.0, 1.0, 0.0])  # world +Y in camera axes
         est_up = camera["up_camera"]
         up_err.append(np.degrees(np.arccos(np.clip(true_up @ est_up, -1.0, 1.0))))
@@ -388,6 +393,8 @@ def main(argv=None) -> int:
     ap.add_argument("--evaluate", action="store_true", help="evaluate a trained model instead of training")
     ap.add_argument("--world", action="store_true", help="with --evaluate: the world-alignment scenes")
     ap.add_argument("--people", type=int, default=1, help="with --world: people per scene")
+    ap.add_argument("--gt-poses", action="store_true", help="with --world: align the true joints")
+    ap.add_argument("--body-only", action="store_true", help="with --world: up from the body axes alone")
     ap.add_argument("--unknown-focal", action="store_true", help="with --evaluate: the default field of view")
     ap.add_argument("--split", default="test", choices=["test", "val"])
     ap.add_argument("--model", help="with --evaluate: NAME.safetensors (default: the shipped trajectory model)")
@@ -396,7 +403,9 @@ def main(argv=None) -> int:
     if args.evaluate:
         groups = DEFAULT_SPLIT[args.split]
         if args.world:
-            res = evaluate_world(args.mocap, groups, Path(args.runs) / "cache", args.model, people=args.people)
+            res = evaluate_world(args.mocap, groups, Path(args.runs) / "cache", args.model, people=args.people,
+                                 gt_poses=args.gt_poses,
+                                 align_options={"prior_weight": 1e6} if args.body_only else None)
         else:
             res = evaluate(args.model, args.mocap, groups, Path(args.runs) / "cache",
                            unknown_focal=args.unknown_focal)
