@@ -254,3 +254,25 @@ def test_hostile_inputs_to_lift_are_refused(tmp_path):
     assert code == 1
     assert not marker.exists()
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_walk_single_trajectory_and_world(walk_run):
+    """poses.npz carries the global trajectory and the world-aligned people (y up, floor at 0)."""
+    _, folder = walk_run
+    result = load_result(folder / "poses.npz")
+    extras = result.extras
+    present = result.present[0]
+    traj = extras["trajectory"][0][present]
+    np.testing.assert_allclose(extras["poses_3d_camera"][0][present],
+                               result.poses_3d[0][present] + traj[:, None, :], atol=1e-4)
+    assert np.all(traj[:, 2] > 1.0), "the walker must be in front of the camera"
+    # he walks across the frame: his camera-space x changes by metres, not centimetres
+    assert np.ptp(traj[:, 0]) > 2.0
+    world = extras["poses_world"][0][present]
+    feet = world[:, [3, 6], 1].min(axis=1)
+    assert abs(np.median(feet)) < 0.2, f"feet at y={np.median(feet):.2f} m, expected ~0"
+    spine = world[:, 8] - world[:, 0]
+    upright = spine[:, 1] / np.linalg.norm(spine, axis=1)
+    assert np.median(upright) > np.cos(np.radians(25)), "the world-aligned walker is not upright"
+    rotation = extras["camera_rotation"]
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-4)

@@ -192,12 +192,27 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
     model = model if model is not None else load_lifter(options.lifter)
     people, timestamps, info = detect_video(path, detector, start=options.start, end=options.end, progress=progress)
     tracks = track_video(people, timestamps, options, path)
-    poses = lift_tracks(tracks, info.image_size, info.fps, model=model,
-                        intrinsics=camera_for(options, info.image_size), flip=options.flip, path=path)
+    intrinsics = camera_for(options, info.image_size)
+    poses = lift_tracks(tracks, info.image_size, info.fps, model=model, intrinsics=intrinsics, flip=options.flip,
+                        path=path)
     result = Result(keypoints_2d=tracks.keypoints_2d, poses_3d=poses, track_ids=tracks.track_ids,
                     timestamps=tracks.timestamps, fps=info.fps, image_size=info.image_size,
-                    interpolated=tracks.interpolated)
+                    interpolated=tracks.interpolated, extras=_locate(tracks, poses, info, intrinsics, options))
     return result, info
+
+
+def _locate(tracks: Tracks, poses: np.ndarray, info: VideoInfo, intrinsics, options: RunOptions) -> dict:
+    """Result.extras from wildpose.world: ``trajectory`` (P, T, 3) camera-space roots, ``poses_3d_camera``,
+    ``poses_world`` (P, T, 17, 3; y up, floor at y = 0), ``camera_rotation`` (3, 3), ``camera_position`` (3,)."""
+    from .camera import undistort_keypoints
+    from .world import locate_people
+
+    keypoints = undistort_keypoints(tracks.keypoints_2d, intrinsics)
+    # as lift_tracks: the few points the lens model cannot place keep their detected position
+    keypoints = np.where(np.isnan(keypoints) & ~np.isnan(tracks.keypoints_2d), tracks.keypoints_2d, keypoints)
+    return locate_people(keypoints, poses, info.image_size, info.fps, tracks.timestamps,
+                         focal_length=intrinsics.focal_length, principal_point=intrinsics.principal_point,
+                         flip=options.flip)
 
 
 def main_track_poses(result: Result) -> np.ndarray:

@@ -300,12 +300,19 @@ def _place_people(result: Result) -> tuple[np.ndarray, np.ndarray]:
     """Everyone's joints in display space, (P, T, 17, 3) float64 metres (x right, y up), and the lowest
     joint of every present pose (M, 3), which the ground grid is laid under.
 
-    Roots come from ``extras["trajectory"]`` or the weak-perspective estimate; the scene is turned level
-    (pitch only) and, for estimated roots, each track is shifted vertically so that its feet are on the
-    common ground on average: the estimate's height errors differ from person to person (body size, fit)
-    and would leave people floating or sunk, while the motion within a track (a jump) is kept.
+    ``extras["poses_world"]`` (wildpose.world.align_world: its world axes are the display axes, the floor is
+    at y = 0) is used as it is. Otherwise roots come from ``extras["trajectory"]`` or the weak-perspective
+    estimate; the scene is turned level (pitch only) and, for estimated roots, each track is shifted
+    vertically so that its feet are on the common ground on average: the estimate's height errors differ
+    from person to person (body size, fit) and would leave people floating or sunk, while the motion within
+    a track (a jump) is kept.
     """
     present = result.present
+    world = result.extras.get("poses_world") if isinstance(result.extras, dict) else None
+    if world is not None and np.shape(world) == result.poses_3d.shape:
+        # already in world axes (x right, y up, z towards the camera, floor at y = 0): the display's axes
+        joints = np.asarray(world, np.float64)
+        return joints, _lowest_joints(joints, present & np.isfinite(joints).all((-1, -2)))
     roots = _root_positions(result)
     joints = result.poses_3d.astype(np.float64) + roots[:, :, None, :]
     joints[:, :, 0] = roots  # the lifter's root joint is ~0 by contract; put it exactly on the root
