@@ -299,7 +299,9 @@ def cmd_convert(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wildpose", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="wildpose", description="Videos of people in, tracked 3D human motion out (offline, CPU).",
+        epilog="Exit codes: 0 every input done, 1 some input failed (one line each on stderr), 2 bad command line.")
     parser.add_argument("--version", action="version", version=f"wildpose {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
     sub = parser.add_subparsers(dest="command", required=True)
