@@ -298,6 +298,47 @@ def cmd_convert(args) -> int:
     return _for_each([Path(args.checkpoint)], work, args.quiet)
 
 
+def cmd_train(args) -> int:
+    from .lift.train.commands import TORCH_MISSING, command_line, make_sources, torch_available, train_from_config
+
+    if not torch_available():
+        print(f"error: {TORCH_MISSING}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        sources = None
+        if args.mocap or args.h36m or args.mapping:
+            sources = make_sources(args.mocap, args.h36m, args.mapping)
+        summary = train_from_config(args.config, sources, name=args.name, runs=args.runs, steps=args.steps,
+                                    seconds=args.seconds, threads=args.threads, ship=args.ship,
+                                    command=command_line(args))
+    except WildposeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not args.quiet:
+        best = (f"MPJPE {summary['best_val_mpjpe_mm']:.1f} mm" if "best_val_mpjpe_mm" in summary
+                else f"loss {summary.get('best_val_loss', float('nan')):.3g}")
+        print(f"{args.config}: {summary['steps']} steps in {summary['seconds']:.0f} s, best validation {best} -> "
+              f"{summary.get('shipped', summary['weights'])} (log: {summary['run_dir']}/log.csv)")
+    return EXIT_OK
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from .lift.train.commands import evaluate_models, format_scores, make_sources
+
+    try:
+        sources = make_sources(args.mocap, args.h36m, args.mapping)
+        res = evaluate_models(sources, args.split, args.noisy, args.model,
+                              False if args.no_trajectory else args.trajectory, args.max_clips, args.max_segments,
+                              args.cache)
+    except WildposeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(res, indent=2) if args.json else format_scores(res))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wildpose", description="Videos of people in, tracked 3D human motion out (offline, CPU).",
@@ -377,6 +418,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=50.0, help="frame rate the checkpoint was trained at (default 50)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_convert)
+
+    def data(p):
+        p.add_argument("--mocap", action="append", metavar="DIR",
+                       help="a folder of BVH files (repeatable; default: the config's, else the shared CMU mocap)")
+        p.add_argument("--h36m", action="append", metavar="NPZ",
+                       help="the reference's data_3d_h36m.npz (subjects become groups h36m:S1 ...)")
+        p.add_argument("--mapping", action="append", metavar="MAP.json",
+                       help="joint-name mapping for the BVH files, or a shipped one: daz57, cc141, asf38 "
+                            "(repeatable: each file takes the first that fits; default: detect the shared rigs)")
+
+    p = sub.add_parser("train", help="train a lifter (or trajectory model) from a config (needs torch)")
+    p.add_argument("--config", required=True, help="training config, e.g. configs/lifter.json")
+    data(p)
+    p.add_argument("--name", help="run name (default: the config's); output in RUNS/NAME/")
+    p.add_argument("--runs", default="runs", help="folder for runs (default: ./runs)")
+    p.add_argument("--steps", type=int, help="replace the config's step count")
+    p.add_argument("--seconds", type=float, help="train for this wall time instead")
+    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--ship", metavar="PATH", help="also copy the best weights to PATH.safetensors + PATH.json")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="held-out 3D error of a lifter (and trajectory model) on mocap")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--noisy", action="store_true", help="also score with noisy and MoveNet-like 2D")
+    p.add_argument("--model", help="a lifter .safetensors (default: the shipped one)")
+    traj = p.add_mutually_exclusive_group()
+    traj.add_argument("--trajectory", help="a trajectory model .safetensors (default: the shipped one)")
+    traj.add_argument("--no-trajectory", action="store_true", help="skip the root-position scores")
+    data(p)
+    p.add_argument("--max-clips", type=int, help="only the first N clips (a quick check)")
+    p.add_argument("--max-segments", type=int, help="only the first N 10-second segments per condition")
+    p.add_argument("--cache", metavar="DIR", help="cache the mapped mocap here (faster reruns)")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -87,7 +87,13 @@ def _to_base_fps(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
 
 def load_split(mocap_dir: str | os.PathLike, groups: list[str], max_clips: int | None = None,
                cache_dir: str | os.PathLike | None = None) -> ClipSet:
-    """Load every clip whose subject group is in ``groups`` (optionally the first ``max_clips``)."""
+    """Load every clip whose subject group is in ``groups`` (optionally the first ``max_clips``).
+
+    ``mocap_dir`` may also be a ``wildpose.lift.train.sources.Sources`` (several folders, BVH joint-name
+    mappings, the reference's data_3d_h36m.npz): the training and evaluation code pass it through unchanged.
+    """
+    if hasattr(mocap_dir, "load_split"):
+        return mocap_dir.load_split(groups, max_clips, cache_dir)
     items = [(p, s) for p, s in list_clips(mocap_dir) if s in groups]
     if max_clips is not None:
         items = items[:max_clips]
