@@ -1,4 +1,4 @@
-"""Geometry shared by detection (duplicate suppression, crop matching) and tracking (matching)."""
+"""Small numeric helpers shared by stages: box overlap (detection, tracking) and runs of frames (lifting)."""
 
 from __future__ import annotations
 
@@ -26,3 +26,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
     union = area_a + area_b - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[lo, hi) index ranges where the 1-D boolean ``mask`` is True, in order."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(mask).astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))

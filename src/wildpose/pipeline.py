@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import NoPersonError, VideoError, WildposeError
+from .geometry import true_runs
 from .types import People2D, Result, Tracks, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -171,17 +172,12 @@ def lift_tracks(tracks: Tracks, image_size: tuple[int, int], fps: float, *, mode
     poses = np.full((P, T, 17, 3), np.nan, np.float32)
     present = tracks.present
     for p in range(P):
-        for lo, hi in _runs(present[p]):
+        for lo, hi in true_runs(present[p]):
             poses[p, lo:hi] = lift(keypoints[p, lo:hi], image_size, fps, focal_length=intrinsics.focal_length,
                                    principal_point=intrinsics.principal_point, model=model,
                                    timestamps=tracks.timestamps[lo:hi], flip=flip)
     return poses
 
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[lo, hi) index ranges where ``mask`` is True."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *, detector=None, model=None,

@@ -26,8 +26,9 @@ import numpy as np
 
 from wildpose.errors import ModelError
 from wildpose.lift.model import TemporalModel
-from wildpose.lift.normalize import camera_arrays, normalize_keypoints
-from wildpose.skeleton import COCO_FLIP
+from wildpose.geometry import true_runs
+from wildpose.lift import check_timestamps
+from wildpose.lift.normalize import camera_arrays
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +67,6 @@ def load_trajectory_model(path: str | os.PathLike | None = None) -> TemporalMode
 def _default_model() -> TemporalModel:
     return load_trajectory_model(None)
 
-
-def _times(timestamps: np.ndarray | None, n: int, fps: float) -> np.ndarray:
-    if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps: expected a positive number of frames per second, got {fps!r}")
-    if timestamps is None:
-        return np.arange(n, dtype=np.float64) / fps
-    times = np.asarray(timestamps, np.float64)
-    if times.shape != (n,):
-        raise ValueError(f"timestamps: expected shape ({n},) to match keypoints_2d, got {times.shape}")
-    if not np.all(np.isfinite(times)) or (n > 1 and not np.all(np.diff(times) > 0)):
-        raise ValueError("timestamps: must be finite and strictly increasing (seconds)")
-    return times
 
 
 def estimate_trajectory(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
@@ -121,42 +110,16 @@ def estimate_trajectory(keypoints_2d: np.ndarray, image_size: tuple[int, int], f
     ModelError
         if the model cannot be loaded or is not a trajectory model.
     """
-    from wildpose.lift import resample
+    from wildpose.lift import run_temporal_model
 
     if model is None:
         model = _default_model()
     elif not isinstance(model, TemporalModel):
         model = load_trajectory_model(model)
-    kp = np.asarray(keypoints_2d)
-    if kp.ndim != 3 or kp.shape[1] != model.in_joints or kp.shape[2] not in (2, 3) or kp.shape[0] < 1:
-        raise ValueError(f"keypoints_2d: expected shape (T >= 1, {model.in_joints}, 2 or 3), got {kp.shape}")
-    xy = kp[..., :2].astype(np.float32)
-    if not np.all(np.isfinite(xy)):
-        raise ValueError("keypoints_2d: NaN or infinity; one person's track must be complete (fill gaps first)")
-    try:
-        width, height = (float(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"image_size: expected (width, height) in pixels, got {image_size!r}") from None
-    if not (width > 0 and height > 0):
-        raise ValueError(f"image_size: expected positive (width, height), got {image_size!r}")
-    times = _times(timestamps, kp.shape[0], float(fps))
-    inputs = normalize_keypoints(xy, (width, height), model.input_normalisation, focal_length, principal_point)
-    period = 1.0 / model.fps
-    n_grid = int(math.ceil((times[-1] - times[0]) / period - 1e-6)) + 1
-    grid = times[0] + np.arange(n_grid) * period
-    same = n_grid == len(times) and np.allclose(grid, times, rtol=0.0, atol=1e-3 * period)
-    if not same:
-        inputs = resample(inputs, times, grid)
-    root = model.predict(inputs)[:, 0]
-    if flip:
-        mirrored = inputs[:, COCO_FLIP].copy()
-        mirrored[..., 0] *= -1.0
-        other = model.predict(mirrored)[:, 0]
-        other[:, 0] *= -1.0
-        root = (root + other) * np.float32(0.5)
-    if not same:
-        root = resample(root, grid, times)
-    return np.ascontiguousarray(root, np.float32)
+    # flip averaging mirrors a root model's output by negating x (TemporalModel.predict knows the "root" layout)
+    root = run_temporal_model(model, keypoints_2d, image_size, fps, focal_length=focal_length,
+                              timestamps=timestamps, flip=flip, principal_point=principal_point)
+    return np.ascontiguousarray(root[:, 0], np.float32)
 
 
 def fit_root(poses_3d: np.ndarray, keypoints_2d: np.ndarray, image_size: tuple[int, int],
@@ -404,11 +367,6 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[lo, hi) index ranges where ``mask`` is True."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
 
 def estimate_trajectories(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
                           timestamps: np.ndarray | None = None,
@@ -424,7 +382,7 @@ def estimate_trajectories(keypoints_2d: np.ndarray, image_size: tuple[int, int],
     if kp.ndim != 4 or kp.shape[2] != 17 or kp.shape[3] not in (2, 3):
         raise ValueError(f"keypoints_2d: expected shape (P, T, 17, 2 or 3), got {kp.shape}")
     P, T = kp.shape[:2]
-    times = _times(timestamps, T, float(fps))
+    times = check_timestamps(timestamps, T, float(fps))
     if model is None:
         model = _default_model()
     elif not isinstance(model, TemporalModel):
@@ -432,7 +390,7 @@ def estimate_trajectories(keypoints_2d: np.ndarray, image_size: tuple[int, int],
     present = ~np.isnan(kp[..., :2]).all((-1, -2))
     out = np.full((P, T, 3), np.nan, np.float32)
     for p in range(P):
-        for lo, hi in _runs(present[p]):
+        for lo, hi in true_runs(present[p]):
             out[p, lo:hi] = estimate_trajectory(kp[p, lo:hi], image_size, fps, times[lo:hi], focal_length,
                                                 model, flip, principal_point)
     return out

@@ -12,7 +12,7 @@ from wildpose.lift.model import TemporalModel
 from wildpose.lift.normalize import normalize_keypoints
 from wildpose.lift.weights import load_lifter, save_lifter
 
-__all__ = ["lift", "TemporalModel", "load_lifter", "save_lifter", "resample"]
+__all__ = ["lift", "run_temporal_model", "TemporalModel", "load_lifter", "save_lifter", "resample"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,7 +47,8 @@ def resample(values: np.ndarray, times: np.ndarray, new_times: np.ndarray) -> np
     return values[left] * (1.0 - frac) + values[left + 1] * frac
 
 
-def _check_timestamps(timestamps: np.ndarray | None, n_frames: int, fps: float) -> np.ndarray:
+def check_timestamps(timestamps: np.ndarray | None, n_frames: int, fps: float) -> np.ndarray:
+    """(n_frames,) float64 seconds: ``timestamps`` checked (finite, strictly increasing), or arange / fps."""
     if timestamps is None:
         return np.arange(n_frames, dtype=np.float64) / fps
     times = np.asarray(timestamps, np.float64)
@@ -69,6 +70,67 @@ def _pair(value, name: str, expected: str, scalar: bool) -> tuple[float, float]:
     if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
         raise ValueError(f"{name}: expected {expected}, got {value!r}")
     return pair
+
+
+def run_temporal_model(model: TemporalModel | str | os.PathLike, keypoints_2d: np.ndarray,
+                       image_size: tuple[int, int], fps: float,
+                       focal_length: float | tuple[float, float] | None = None,
+                       timestamps: np.ndarray | None = None, flip: bool = True,
+                       principal_point: tuple[float, float] | None = None) -> np.ndarray:
+    """Run any temporal model (the pose lifter, the trajectory model) on one person's pixel track.
+
+    Checks the arguments, normalises the keypoints as the model was trained, resamples the track to the
+    model's frame rate and the outputs back to the input's timestamps. Arguments as for ``lift``.
+
+    Returns
+    -------
+    ndarray, (T, J_out, 3) float32: the model's raw output per input frame.
+    """
+    if not isinstance(model, TemporalModel):
+        model = load_lifter(model)
+
+    kp = np.asarray(keypoints_2d)
+    if kp.ndim != 3 or kp.shape[1] != model.in_joints or kp.shape[2] not in (2, 3) or kp.shape[0] < 1:
+        raise ValueError(f"keypoints_2d: expected shape (T >= 1, {model.in_joints}, 2 or 3), got {kp.shape}")
+    xy = kp[..., :2].astype(np.float32)
+    if not np.all(np.isfinite(xy)):
+        bad = np.flatnonzero(~np.isfinite(xy).all(axis=(1, 2)))
+        raise ValueError(f"keypoints_2d: NaN or infinity in {len(bad)} frame(s) (first: {bad[0]}); one person's "
+                         "track must be complete: fill gaps before lifting")
+    try:
+        width, height = (float(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size: expected (width, height) in pixels, got {image_size!r}") from None
+    if not (width > 0 and height > 0 and math.isfinite(width) and math.isfinite(height)):
+        raise ValueError(f"image_size: expected positive (width, height), got {image_size!r}")
+    try:
+        fps = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"fps: expected a number of frames per second, got {fps!r}") from None
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps: expected a positive number of frames per second, got {fps!r}")
+    if focal_length is not None:
+        focal = _pair(focal_length, "focal_length", "a positive number of pixels or (fx, fy)", scalar=True)
+        if not all(f > 0 for f in focal):
+            raise ValueError(f"focal_length: expected a positive number of pixels or (fx, fy), got {focal_length!r}")
+    if principal_point is not None:
+        _pair(principal_point, "principal_point", "(cx, cy) in pixels", scalar=False)
+
+    n_frames = kp.shape[0]
+    times = check_timestamps(timestamps, n_frames, fps)
+    inputs = normalize_keypoints(xy, (width, height), model.input_normalisation, focal_length, principal_point)
+
+    # the model only knows motion at its training frame rate: resample the track onto its time grid
+    period = 1.0 / model.fps
+    n_grid = int(math.ceil((times[-1] - times[0]) / period - 1e-6)) + 1
+    grid = times[0] + np.arange(n_grid) * period
+    same_grid = n_grid == n_frames and np.allclose(grid, times, rtol=0.0, atol=1e-3 * period)
+    if not same_grid:
+        inputs = resample(inputs, times, grid)
+    outputs = model.predict(inputs, flip=flip)
+    if not same_grid:
+        outputs = resample(outputs, grid, times)
+    return np.ascontiguousarray(outputs, np.float32)
 
 
 def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
@@ -119,50 +181,7 @@ def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
     """
     if model is None:
         model = _default_lifter()
-    elif not isinstance(model, TemporalModel):
-        model = load_lifter(model)
-
-    kp = np.asarray(keypoints_2d)
-    if kp.ndim != 3 or kp.shape[1] != model.in_joints or kp.shape[2] not in (2, 3) or kp.shape[0] < 1:
-        raise ValueError(f"keypoints_2d: expected shape (T >= 1, {model.in_joints}, 2 or 3), got {kp.shape}")
-    xy = kp[..., :2].astype(np.float32)
-    if not np.all(np.isfinite(xy)):
-        bad = np.flatnonzero(~np.isfinite(xy).all(axis=(1, 2)))
-        raise ValueError(f"keypoints_2d: NaN or infinity in {len(bad)} frame(s) (first: {bad[0]}); one person's "
-                         "track must be complete: fill gaps before lifting")
-    try:
-        width, height = (float(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"image_size: expected (width, height) in pixels, got {image_size!r}") from None
-    if not (width > 0 and height > 0 and math.isfinite(width) and math.isfinite(height)):
-        raise ValueError(f"image_size: expected positive (width, height), got {image_size!r}")
-    try:
-        fps = float(fps)
-    except (TypeError, ValueError):
-        raise ValueError(f"fps: expected a number of frames per second, got {fps!r}") from None
-    if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps: expected a positive number of frames per second, got {fps!r}")
-    if focal_length is not None:
-        focal = _pair(focal_length, "focal_length", "a positive number of pixels or (fx, fy)", scalar=True)
-        if not all(f > 0 for f in focal):
-            raise ValueError(f"focal_length: expected a positive number of pixels or (fx, fy), got {focal_length!r}")
-    if principal_point is not None:
-        _pair(principal_point, "principal_point", "(cx, cy) in pixels", scalar=False)
-
-    n_frames = kp.shape[0]
-    times = _check_timestamps(timestamps, n_frames, fps)
-    inputs = normalize_keypoints(xy, (width, height), model.input_normalisation, focal_length, principal_point)
-
-    # the model only knows motion at its training frame rate: resample the track onto its time grid
-    period = 1.0 / model.fps
-    n_grid = int(math.ceil((times[-1] - times[0]) / period - 1e-6)) + 1
-    grid = times[0] + np.arange(n_grid) * period
-    same_grid = n_grid == n_frames and np.allclose(grid, times, rtol=0.0, atol=1e-3 * period)
-    if not same_grid:
-        inputs = resample(inputs, times, grid)
-    poses = model.predict(inputs, flip=flip)
-    if not same_grid:
-        poses = resample(poses, grid, times)
-    poses = np.ascontiguousarray(poses, np.float32)
+    poses = run_temporal_model(model, keypoints_2d, image_size, fps, focal_length=focal_length,
+                               timestamps=timestamps, flip=flip, principal_point=principal_point)
     poses[:, 0, :] = 0.0
     return poses

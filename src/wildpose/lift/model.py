@@ -22,6 +22,9 @@ import numpy as np
 
 from wildpose import skeleton
 
+# how each output layout mirrors: H36M swaps left and right joints; a root trajectory has one joint
+_OUTPUT_FLIPS = {("h36m", 17): skeleton.H36M_FLIP, ("root", 1): np.array([0])}
+
 FORMAT_NAME = "wildpose-lifter"
 FORMAT_VERSION = 1
 NORMALISATIONS = ("screen", "focal")
@@ -294,10 +297,10 @@ class TemporalModel:
         if chunk_frames is not None and chunk_frames < 1:
             raise ValueError(f"chunk_frames: expected a positive integer, got {chunk_frames}")
         if flip:
-            if (self.config["in_layout"], self.config["out_layout"]) != ("coco", "h36m") or self.in_joints != 17 \
-                    or self.out_joints != 17:
-                raise ValueError("flip: needs a model with 17 COCO keypoints in and 17 Human3.6M joints out, "
-                                 f"this one is {self.config['in_layout']} -> {self.config['out_layout']}")
+            out_flip = _OUTPUT_FLIPS.get((self.config["out_layout"], self.out_joints))
+            if self.config["in_layout"] != "coco" or self.in_joints != 17 or out_flip is None:
+                raise ValueError("flip: needs a model with 17 COCO keypoints in and 17 Human3.6M joints or the root "
+                                 f"out, this one is {self.config['in_layout']} -> {self.config['out_layout']}")
             mirrored = x[:, skeleton.COCO_FLIP]
             mirrored[..., 0] *= -1.0
             batch = np.stack([x, mirrored])
@@ -316,6 +319,6 @@ class TemporalModel:
         out = out.reshape(batch.shape[0], n_frames, self.out_joints, 3)
         if not flip:
             return out[0]
-        unmirrored = out[1][:, skeleton.H36M_FLIP]
+        unmirrored = out[1][:, out_flip]
         unmirrored[..., 0] *= -1.0
         return ((out[0] + unmirrored) * np.float32(0.5)).astype(np.float32)
