@@ -421,3 +421,14 @@ def test_shipped_model_if_present():
     head = poses[:, names.index("head"), 1]
     assert np.all(ankles > 0.4) and np.all(head < -0.3)
     assert 1.2 < np.median(ankles.mean(1) - head) < 2.2
+
+
+def test_shipped_causal_model_by_name():
+    """`--lifter causal` / load_lifter("causal") is the shipped streaming model: no look-ahead."""
+    from wildpose.lift.weights import default_model_path, shipped_models
+
+    if not default_model_path().with_name("lifter_causal.safetensors").exists():
+        pytest.skip("no shipped causal lifter in this installation")
+    assert "causal" in shipped_models()
+    model = load_lifter("causal")
+    assert model.causal and not load_lifter().causal

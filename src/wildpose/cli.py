@@ -375,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "(needs --focal or --fov)")
         lens.add_argument("--fisheye", metavar="K1,K2,K3,K4",
                           help="the lens's OpenCV fisheye coefficients, e.g. --fisheye=0.05,-0.01,0,0 (needs --focal)")
-        p.add_argument("--lifter", help="a lifter .safetensors (default: the shipped model)")
+        p.add_argument("--lifter", help="a lifter .safetensors, or 'causal' for the shipped causal (streaming) "
+                                        "lifter (default: the shipped symmetric model)")
         p.add_argument("--no-flip", action="store_true", help="skip test-time flip averaging (faster, less accurate)")
 
     p = sub.add_parser("run", help="videos -> tracked 3D people (poses.npz), optional render and reference export")

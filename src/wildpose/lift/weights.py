@@ -41,6 +41,16 @@ def default_model_path() -> Path:
     return Path(str(importlib.resources.files("wildpose") / "models" / f"{DEFAULT_MODEL}.safetensors"))
 
 
+def shipped_models() -> list[str]:
+    """Names of the shipped models besides the default, for ``load_lifter(name)`` (e.g. ``["causal"]``)."""
+    return sorted(p.stem[len("lifter_"):] for p in default_model_path().parent.glob("lifter_*.safetensors"))
+
+
+def _is_shipped_name(path) -> bool:
+    # a bare word that names a shipped model and is not a file the user has here
+    return isinstance(path, str) and path in shipped_models() and not os.path.exists(path)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -79,9 +89,10 @@ def load_lifter(path: str | os.PathLike | None = None) -> TemporalModel:
 
     Parameters
     ----------
-    path : path, optional
+    path : path or name, optional
         ``NAME.safetensors``, ``NAME.json`` or the stem ``NAME``; None loads the shipped default,
-        ``wildpose/models/lifter.safetensors`` + ``.json``.
+        ``wildpose/models/lifter.safetensors`` + ``.json``; the name of another shipped model (``"causal"``
+        for ``lifter_causal``) loads that one.
 
     Raises
     ------
@@ -89,8 +100,10 @@ def load_lifter(path: str | os.PathLike | None = None) -> TemporalModel:
         naming the file, if a file is missing or unreadable, the checksum differs from the config's sha256,
         the config is invalid, or the tensors do not match it.
     """
-    shipped = path is None
-    weights_path, json_path = model_paths(default_model_path() if shipped else path)
+    shipped = path is None or _is_shipped_name(path)
+    if shipped:
+        path = default_model_path() if path is None else default_model_path().with_name(f"lifter_{path}.safetensors")
+    weights_path, json_path = model_paths(path)
     if shipped and not weights_path.exists():
         raise ModelError("the shipped lifter is missing from this installation (reinstall wildpose, or pass "
                          "the path of a model)", weights_path)
