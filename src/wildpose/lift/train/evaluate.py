@@ -26,15 +26,17 @@ EVAL_SEED = 20240607
 NOISE = {"sd": 0.015, "outlier_prob": 0.01, "outlier_sd": 0.15}  # fractions of the person's pixel height
 
 
-def make_sequences(clips: ClipSet, fps: float = 30.0, seed: int = EVAL_SEED, segment_s: float = 10.0,
-                   noise: bool | dict = False, max_segments: int | None = None) -> list[dict]:
-    """Test sequences: per segment, inputs (T, 17, 2) focal-normalised COCO, targets (T, 17, 3) camera axes,
-    root-relative metres. Deterministic for a seed. ``noise``: True for NOISE, or a dict of augmentation
-    keys for wildpose.lift.train.loop.add_noise_2d (e.g. noise.MOVENET_NOISE, the calibrated detector noise)."""
+def held_out_segments(clips: ClipSet, fps: float = 30.0, seed: int = EVAL_SEED, segment_s: float = 10.0):
+    """Each clip at ``fps`` cut into ``segment_s`` segments, each seen by its own random static camera.
+
+    Yields ``(rng, clip_name, joints_world (T, 17, 3), camera (a batch-of-one dict of cameras.random_cameras),
+    joints_cam (1, T, 17, 3) absolute camera axes, pixels (1, T, 17, 2) projected COCO points)``.
+    Deterministic for a seed; ``rng`` is the generator the cameras are drawn from, so noise a consumer draws
+    from it between segments is reproducible too.
+    """
     rng = np.random.default_rng(seed)
     step = int(round(BASE_FPS / fps))
     seg = int(segment_s * fps)
-    out = []
     for i in range(len(clips.lengths)):
         h, c = clips.clip(i)
         h, c = h[::step], c[::step]
@@ -43,25 +45,34 @@ def make_sequences(clips: ClipSet, fps: float = 30.0, seed: int = EVAL_SEED, seg
             if len(hh) < 10:
                 continue
             cam = random_cameras(rng, hh[None, :, 0])
-            hc = world_to_camera(hh[None], cam["rot"], cam["centre"])[0]
-            cc3 = world_to_camera(cc[None], cam["rot"], cam["centre"])
-            px = project(cc3, cam["focal"], cam["image_size"])[0]
-            if isinstance(noise, dict):
-                from wildpose.lift.train.loop import add_noise_2d
+            hc = world_to_camera(hh[None], cam["rot"], cam["centre"])
+            px = project(world_to_camera(cc[None], cam["rot"], cam["centre"]), cam["focal"], cam["image_size"])
+            yield rng, clips.names[i], hh, cam, hc, px
 
-                size = np.ptp(px[..., 1], axis=1).mean() + 1.0
-                px = add_noise_2d(rng, px[None], np.array([size]), np.array([True]), noise)[0]
-            elif noise:
-                size = np.ptp(px[..., 1], axis=1).mean() + 1.0
-                px = px + rng.normal(size=px.shape) * NOISE["sd"] * size
-                outl = rng.random(px.shape[:2]) < NOISE["outlier_prob"]
-                px = px + outl[..., None] * rng.normal(size=px.shape) * NOISE["outlier_sd"] * size
-            uv = (px - cam["image_size"][0] / 2.0) / cam["focal"][0]
-            out.append({"inputs": uv.astype(np.float32), "targets": (hc - hc[:, :1]).astype(np.float32),
-                        "clip": clips.names[i], "focal": float(cam["focal"][0]),
-                        "image_size": cam["image_size"][0].tolist()})
-            if max_segments is not None and len(out) >= max_segments:
-                return out
+
+def make_sequences(clips: ClipSet, fps: float = 30.0, seed: int = EVAL_SEED, segment_s: float = 10.0,
+                   noise: bool | dict = False, max_segments: int | None = None) -> list[dict]:
+    """Test sequences: per segment, inputs (T, 17, 2) focal-normalised COCO, targets (T, 17, 3) camera axes,
+    root-relative metres. Deterministic for a seed. ``noise``: True for NOISE, or a dict of augmentation
+    keys for wildpose.lift.train.loop.add_noise_2d (e.g. noise.MOVENET_NOISE, the calibrated detector noise)."""
+    out = []
+    for rng, name, _, cam, hc, px in held_out_segments(clips, fps, seed, segment_s):
+        hc, px = hc[0], px[0]
+        if isinstance(noise, dict):
+            from wildpose.lift.train.loop import add_noise_2d
+
+            size = np.ptp(px[..., 1], axis=1).mean() + 1.0
+            px = add_noise_2d(rng, px[None], np.array([size]), np.array([True]), noise)[0]
+        elif noise:
+            size = np.ptp(px[..., 1], axis=1).mean() + 1.0
+            px = px + rng.normal(size=px.shape) * NOISE["sd"] * size
+            outl = rng.random(px.shape[:2]) < NOISE["outlier_prob"]
+            px = px + outl[..., None] * rng.normal(size=px.shape) * NOISE["outlier_sd"] * size
+        uv = (px - cam["image_size"][0] / 2.0) / cam["focal"][0]
+        out.append({"inputs": uv.astype(np.float32), "targets": (hc - hc[:, :1]).astype(np.float32),
+                    "clip": name, "focal": float(cam["focal"][0]), "image_size": cam["image_size"][0].tolist()})
+        if max_segments is not None and len(out) >= max_segments:
+            break
     return out
 
 

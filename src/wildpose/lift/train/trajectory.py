@@ -29,7 +29,8 @@ import numpy as np
 
 from wildpose.lift.normalize import focal_from_fov
 from wildpose.lift.train.cameras import project, random_cameras, world_to_camera
-from wildpose.lift.train.data import BASE_FPS, DEFAULT_SPLIT, ClipSet, load_split
+from wildpose.lift.train.data import DEFAULT_SPLIT, ClipSet, load_split
+from wildpose.lift.train.evaluate import NOISE, held_out_segments  # the pose evaluation's 2D noise
 from wildpose.lift.train.loop import DEFAULT_AUG, ACKNOWLEDGEMENT, sample_windows, scale_bones, seed_everything
 from wildpose.skeleton import COCO_FLIP
 
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[4]
 EVAL_SEED = 20240611  # held-out cameras, distinct from training's seeds and from the pose evaluation's
-NOISE = {"sd": 0.015, "outlier_prob": 0.01, "outlier_sd": 0.15}  # as the pose evaluation: fractions of pixel height
 
 
 def _noise_2d(rng: np.random.Generator, px: np.ndarray, sd_frac: np.ndarray, outlier_prob: np.ndarray,
@@ -223,29 +223,16 @@ def make_scenes(clips: ClipSet, fps: float = 30.0, seed: int = EVAL_SEED, segmen
     (Y up) metres, ``rot`` (3, 3) world -> camera, ``centre`` (3,) camera position in the world, ``clip``.
     Deterministic for a seed.
     """
-    rng = np.random.default_rng(seed)
-    step = int(round(BASE_FPS / fps))
-    seg = int(segment_s * fps)
     out = []
-    for i in range(len(clips.lengths)):
-        h, c = clips.clip(i)
-        h, c = h[::step], c[::step]
-        for s0 in range(0, len(h), seg):
-            hh, cc = h[s0:s0 + seg], c[s0:s0 + seg]
-            if len(hh) < 10:
-                continue
-            cam = random_cameras(rng, hh[None, :, 0])
-            hc = world_to_camera(hh[None], cam["rot"], cam["centre"])
-            px = project(world_to_camera(cc[None], cam["rot"], cam["centre"]), cam["focal"], cam["image_size"])
-            if noise:
-                px = _noise_2d(rng, px, np.array([NOISE["sd"]]), np.array([NOISE["outlier_prob"]]),
-                               NOISE["outlier_sd"])
-            out.append({"keypoints": px[0].astype(np.float32), "image_size": tuple(cam["image_size"][0].tolist()),
-                        "focal": float(cam["focal"][0]), "joints_cam": hc[0].astype(np.float32),
-                        "joints_world": hh.astype(np.float32), "rot": cam["rot"][0], "centre": cam["centre"][0],
-                        "clip": clips.names[i]})
-            if max_segments is not None and len(out) >= max_segments:
-                return out
+    for rng, name, hh, cam, hc, px in held_out_segments(clips, fps, seed, segment_s):
+        if noise:
+            px = _noise_2d(rng, px, np.array([NOISE["sd"]]), np.array([NOISE["outlier_prob"]]), NOISE["outlier_sd"])
+        out.append({"keypoints": px[0].astype(np.float32), "image_size": tuple(cam["image_size"][0].tolist()),
+                    "focal": float(cam["focal"][0]), "joints_cam": hc[0].astype(np.float32),
+                    "joints_world": hh.astype(np.float32), "rot": cam["rot"][0], "centre": cam["centre"][0],
+                    "clip": name})
+        if max_segments is not None and len(out) >= max_segments:
+            break
     return out
 
 
