@@ -140,24 +140,14 @@ def track_video(people: Sequence[People2D], timestamps: np.ndarray, options: Run
     return tracks
 
 
-def lift_tracks(tracks: Tracks, image_size: tuple[int, int], fps: float, *, model=None,
-                focal_length: float | None = None, flip: bool = True, intrinsics=None,
-                path: str | os.PathLike | None = None) -> np.ndarray:
-    """3D poses for every track: (P, T, 17, 3) float32 metres, NaN where the track is absent.
+def keypoints_for_lifting(tracks: Tracks, intrinsics, path: str | os.PathLike | None = None) -> np.ndarray:
+    """The tracks' keypoints undistorted for ``intrinsics`` (pixels of an ideal pinhole camera), (P, T, 17, 3).
 
-    Each contiguous run of a track's frames is lifted on its own, with its own timestamps, so the lifter's
-    temporal resampling sees the true time between frames (variable frame rate included). ``intrinsics``
-    (a wildpose.camera.CameraIntrinsics) takes precedence over ``focal_length``: the keypoints are undistorted
-    and normalised with its focal length and principal point. WildposeError (naming ``path``) when the lens
-    model cannot place more than 1% of the keypoints: the calibration does not fit the video.
+    The few points the lens model cannot place keep their detected position (the lifter needs every joint);
+    WildposeError naming ``path`` when that is more than 1% of them: the calibration does not fit the video.
     """
-    from .camera import CameraIntrinsics, undistort_keypoints
-    from .lift import lift, load_lifter
+    from .camera import undistort_keypoints
 
-    model = model if model is not None else load_lifter()
-    if intrinsics is None:
-        intrinsics = (CameraIntrinsics.default(image_size) if focal_length is None
-                      else CameraIntrinsics.from_focal(image_size, focal_length))
     keypoints = undistort_keypoints(tracks.keypoints_2d, intrinsics)
     lost = np.isnan(keypoints) & ~np.isnan(tracks.keypoints_2d)
     if lost.any():
@@ -166,8 +156,30 @@ def lift_tracks(tracks: Tracks, image_size: tuple[int, int], fps: float, *, mode
             raise WildposeError(f"the {intrinsics.model} lens model cannot place {share:.1%} of the keypoints: "
                                 "the focal length or coefficients do not fit this video (its resolution, its mode)",
                                 path)
-        # a few points far off the frame keep their detected position: the lifter needs every joint
-        keypoints[lost] = tracks.keypoints_2d[lost]
+        keypoints = np.where(lost, tracks.keypoints_2d, keypoints)
+    return keypoints
+
+
+def lift_tracks(tracks: Tracks, image_size: tuple[int, int], fps: float, *, model=None,
+                focal_length: float | None = None, flip: bool = True, intrinsics=None,
+                path: str | os.PathLike | None = None, keypoints: np.ndarray | None = None) -> np.ndarray:
+    """3D poses for every track: (P, T, 17, 3) float32 metres, NaN where the track is absent.
+
+    Each contiguous run of a track's frames is lifted on its own, with its own timestamps, so the lifter's
+    temporal resampling sees the true time between frames (variable frame rate included). ``intrinsics``
+    (a wildpose.camera.CameraIntrinsics) takes precedence over ``focal_length``: the keypoints are undistorted
+    (``keypoints_for_lifting``, unless ``keypoints`` gives them already undistorted) and normalised with its
+    focal length and principal point.
+    """
+    from .camera import CameraIntrinsics
+    from .lift import lift, load_lifter
+
+    model = model if model is not None else load_lifter()
+    if intrinsics is None:
+        intrinsics = (CameraIntrinsics.default(image_size) if focal_length is None
+                      else CameraIntrinsics.from_focal(image_size, focal_length))
+    if keypoints is None:
+        keypoints = keypoints_for_lifting(tracks, intrinsics, path)
     P, T = tracks.keypoints_2d.shape[:2]
     poses = np.full((P, T, 17, 3), np.nan, np.float32)
     present = tracks.present
@@ -179,7 +191,6 @@ def lift_tracks(tracks: Tracks, image_size: tuple[int, int], fps: float, *, mode
     return poses
 
 
-
 def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *, detector=None, model=None,
                   progress: Progress | None = None) -> tuple[Result, VideoInfo]:
     """Video file -> Result (nothing written)."""
@@ -189,24 +200,23 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
     people, timestamps, info = detect_video(path, detector, start=options.start, end=options.end, progress=progress)
     tracks = track_video(people, timestamps, options, path)
     intrinsics = camera_for(options, info.image_size)
+    keypoints = keypoints_for_lifting(tracks, intrinsics, path)  # undistorted once, for both networks
     poses = lift_tracks(tracks, info.image_size, info.fps, model=model, intrinsics=intrinsics, flip=options.flip,
-                        path=path)
+                        keypoints=keypoints)
     result = Result(keypoints_2d=tracks.keypoints_2d, poses_3d=poses, track_ids=tracks.track_ids,
                     timestamps=tracks.timestamps, fps=info.fps, image_size=info.image_size,
-                    interpolated=tracks.interpolated, extras=_locate(tracks, poses, info, intrinsics, options))
+                    interpolated=tracks.interpolated,
+                    extras=_locate(keypoints, tracks.timestamps, poses, info, intrinsics, options))
     return result, info
 
 
-def _locate(tracks: Tracks, poses: np.ndarray, info: VideoInfo, intrinsics, options: RunOptions) -> dict:
+def _locate(keypoints: np.ndarray, timestamps: np.ndarray, poses: np.ndarray, info: VideoInfo, intrinsics,
+            options: RunOptions) -> dict:
     """Result.extras from wildpose.world: ``trajectory`` (P, T, 3) camera-space roots, ``poses_3d_camera``,
     ``poses_world`` (P, T, 17, 3; y up, floor at y = 0), ``camera_rotation`` (3, 3), ``camera_position`` (3,)."""
-    from .camera import undistort_keypoints
     from .world import locate_people
 
-    keypoints = undistort_keypoints(tracks.keypoints_2d, intrinsics)
-    # as lift_tracks: the few points the lens model cannot place keep their detected position
-    keypoints = np.where(np.isnan(keypoints) & ~np.isnan(tracks.keypoints_2d), tracks.keypoints_2d, keypoints)
-    return locate_people(keypoints, poses, info.image_size, info.fps, tracks.timestamps,
+    return locate_people(keypoints, poses, info.image_size, info.fps, timestamps,
                          focal_length=intrinsics.focal_length, principal_point=intrinsics.principal_point,
                          flip=options.flip)
 

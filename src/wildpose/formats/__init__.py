@@ -28,3 +28,18 @@ __all__ = [
     "fill_single_track",
     "safe_load_npz",
 ]
+
+
+def read_json(path, what: str):
+    """Parse a JSON file; FormatError naming the file and saying what it should have been (``what``)."""
+    import json
+    from pathlib import Path
+
+    from ..errors import FormatError
+
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise FormatError(f"cannot read {what} ({exc.strerror or exc})", path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{what} is not valid JSON ({exc})", path) from None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from wildpose.errors import FormatError
+from wildpose.formats import read_json
 from wildpose.lift.train.sources import Sources, resolve_split
 
 log = logging.getLogger(__name__)
@@ -123,12 +124,7 @@ def train_from_config(config: str | os.PathLike, sources: Sources | None = None,
     from wildpose.lift.train.data import DEFAULT_SPLIT
 
     config = Path(config)
-    try:
-        cfg = json.loads(config.read_text())
-    except OSError as exc:
-        raise FormatError(f"cannot read config ({exc.strerror or exc})", config) from None
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"config is not valid JSON ({exc})", config) from None
+    cfg = read_json(config, "config")
     cfg.update(overrides or {})
     if sources is None:
         sources = make_sources(config_data=cfg.get("data"), base_dir=config.parent)

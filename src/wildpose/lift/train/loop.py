@@ -174,6 +174,24 @@ def export(model, cfg: dict, path: str | os.PathLike, extra_provenance: dict | N
     return save_lifter(path, model.export_tensors(), lifter_config(cfg, extra_provenance))
 
 
+def start_run(cfg: dict, mocap_dir, run_dir, default_threads: int):
+    """What every training run does first: torch threads, seeds, the run folder, the train and val clips.
+
+    Returns (numpy Generator, run_dir as a Path, train ClipSet, val ClipSet).
+    """
+    import torch
+
+    torch.set_num_threads(int(cfg.get("threads", default_threads)))
+    rng = seed_everything(int(cfg.get("seed", 0)))
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    split = cfg.get("split", DEFAULT_SPLIT)
+    cache = cfg.get("cache_dir")
+    train_set = load_split(mocap_dir, split["train"], cfg.get("max_clips"), cache)
+    val_set = load_split(mocap_dir, split["val"], cfg.get("max_clips"), cache)
+    return rng, run_dir, train_set, val_set
+
+
 def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
           ship_to: str | os.PathLike | None = None, progress=None) -> dict:
     """Train a lifter from a config dict (see configs/lifter.json). Returns a summary dict.
@@ -185,14 +203,7 @@ def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
 
     from wildpose.lift.train.model import TemporalLifter
 
-    torch.set_num_threads(int(cfg.get("threads", 2)))
-    rng = seed_everything(int(cfg.get("seed", 0)))
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    split = cfg.get("split", DEFAULT_SPLIT)
-    cache = cfg.get("cache_dir")
-    train_set = load_split(mocap_dir, split["train"], cfg.get("max_clips"), cache)
-    val_set = load_split(mocap_dir, split["val"], cfg.get("max_clips"), cache)
+    rng, run_dir, train_set, val_set = start_run(cfg, mocap_dir, run_dir, default_threads=2)
     causal = bool(cfg.get("causal", False))
     model = TemporalLifter(17, 17, cfg["filter_widths"], cfg["channels"], cfg.get("dropout", 0.25), causal=causal)
     if cfg.get("init_from"):

@@ -43,6 +43,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from wildpose.errors import FormatError
+from wildpose.formats import read_json
 from wildpose.lift.train.bvh import BVH, forward_kinematics, read_bvh
 from wildpose.lift.train.data import BASE_FPS, ClipSet, load_split
 from wildpose.lift.train.rigs import COCO_HIP_WIDEN, FACE_OFFSETS, Clip, real_fps
@@ -176,13 +177,7 @@ def load_mapping(path_or_name: str | os.PathLike) -> Mapping:
     p = Path(path_or_name)
     if not p.is_file() and (MAPPINGS_DIR / f"{path_or_name}.json").is_file():
         p = MAPPINGS_DIR / f"{path_or_name}.json"
-    try:
-        data = json.loads(p.read_text())
-    except OSError as exc:
-        raise FormatError(f"cannot read mapping ({exc.strerror or exc})", p) from None
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"mapping is not valid JSON ({exc})", p) from None
-    return parse_mapping(data, str(p))
+    return parse_mapping(read_json(p, "mapping"), str(p))
 
 
 def shipped_mappings() -> dict[str, Mapping]:

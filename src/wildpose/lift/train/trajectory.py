@@ -31,7 +31,7 @@ from wildpose.lift.normalize import focal_from_fov
 from wildpose.lift.train.cameras import project, random_cameras, world_to_camera
 from wildpose.lift.train.data import DEFAULT_SPLIT, ClipSet, load_split
 from wildpose.lift.train.evaluate import NOISE, held_out_segments  # the pose evaluation's 2D noise
-from wildpose.lift.train.loop import DEFAULT_AUG, ACKNOWLEDGEMENT, sample_windows, scale_bones, seed_everything
+from wildpose.lift.train.loop import DEFAULT_AUG, ACKNOWLEDGEMENT, sample_windows, scale_bones, start_run
 from wildpose.skeleton import COCO_FLIP
 
 log = logging.getLogger(__name__)
@@ -131,14 +131,7 @@ def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
     from wildpose.lift.train.model import TemporalLifter
     from wildpose.lift.weights import save_lifter
 
-    torch.set_num_threads(int(cfg.get("threads", 1)))
-    rng = seed_everything(int(cfg.get("seed", 0)))
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    split = cfg.get("split", DEFAULT_SPLIT)
-    cache = cfg.get("cache_dir")
-    train_set = load_split(mocap_dir, split["train"], cfg.get("max_clips"), cache)
-    val_set = load_split(mocap_dir, split["val"], cfg.get("max_clips"), cache)
+    rng, run_dir, train_set, val_set = start_run(cfg, mocap_dir, run_dir, default_threads=1)
     model = TemporalLifter(17, 1, cfg["filter_widths"], cfg["channels"], cfg.get("dropout", 0.1))
     with torch.no_grad():  # start at a typical distance, not at the camera
         model.shrink.bias.copy_(torch.tensor([0.0, 0.0, float(cfg.get("init_depth", 5.0))]))
