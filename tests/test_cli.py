@@ -276,3 +276,10 @@ def test_walk_single_trajectory_and_world(walk_run):
     assert np.median(upright) > np.cos(np.radians(25)), "the world-aligned walker is not upright"
     rotation = extras["camera_rotation"]
     np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-4)
+    # the camera the numbers rest on: the default 60-degree field of view, no lens model
+    K = extras["camera_matrix"]
+    width = result.image_size[0]
+    assert K[0, 0] == pytest.approx(max(result.image_size) / (2 * np.tan(np.radians(30))), rel=1e-6)
+    assert K[0, 2] == pytest.approx(width / 2) and K[2, 2] == 1.0
+    assert str(extras["camera_model"]) == "pinhole" and extras["camera_distortion"].size == 0
+    assert not bool(extras["focal_length_known"])

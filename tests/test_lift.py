@@ -395,7 +395,7 @@ def test_lift_timestamps_and_validation(saved_model):
 
 def test_lift_mirrored_video_gives_mirrored_poses(tmp_path):
     """Flip averaging + centred normalisation: a horizontally mirrored video lifts to the mirrored poses."""
-    for normalisation in ("screen", "focal"):
+    for normalisation in ("screen", "focal", "crop"):
         cfg = make_config([3, 3, 3], 32, fps=30.0, normalisation=normalisation)
         model = TemporalModel(cfg, random_tensors(cfg, seed=8))
         times = np.arange(60) / 30.0
@@ -404,6 +404,78 @@ def test_lift_mirrored_video_gives_mirrored_poses(tmp_path):
         mirrored[..., 0] = 640 - mirrored[..., 0]
         np.testing.assert_allclose(lift(mirrored, (640, 480), 30.0, model=model),
                                    mirror_3d(lift(kp, (640, 480), 30.0, model=model)), atol=1e-5)
+
+
+# -- the "crop" input space (lift/normalize.py) -------------------------------------------------------------------
+def body_points(seed=0):
+    """A COCO-17 body (metres, its own axes: y down), its hips' midpoint at the origin."""
+    rng = np.random.default_rng(seed)
+    pose = np.array([[0, -1.6, 0], [.03, -1.63, .02], [-.03, -1.63, .02], [.08, -1.6, -.05], [-.08, -1.6, -.05],
+                     [.2, -1.4, 0], [-.2, -1.4, 0], [.3, -1.1, .1], [-.3, -1.1, -.1], [.35, -.85, .2],
+                     [-.35, -.85, -.2], [.11, -.9, 0], [-.11, -.9, 0], [.12, -.45, .1], [-.12, -.45, -.05],
+                     [.13, 0, 0], [-.13, 0, .05]])
+    pose = pose + rng.normal(0, 0.02, pose.shape)
+    return pose - pose[[11, 12]].mean(axis=0)
+
+
+def view_from(pose_virtual, root_direction, distance, focal, size):
+    """Pixels of a body placed ``distance`` metres along ``root_direction`` (camera axes), facing the camera
+    the way ``pose_virtual`` faces a camera looking straight at it."""
+    from wildpose.lift.normalize import crop_rotations
+
+    direction = np.asarray(root_direction, np.float64) / np.linalg.norm(root_direction)
+    rot = crop_rotations(direction[:2] / direction[2])
+    cam = pose_virtual @ rot + distance * direction  # rot's rows are the virtual axes: R^T x for each point
+    return cam[:, :2] / cam[:, 2:] * focal + np.array(size) / 2.0, rot
+
+
+def test_crop_inputs_do_not_depend_on_where_the_person_is_or_the_lens():
+    """The same view of a body (a camera looking at it from the same distance) gives the same "crop" input
+    wherever it is in the frame and whatever the focal length; only the distance changes it, a little
+    (perspective), and the returned rotations are those virtual cameras."""
+    from wildpose.lift.normalize import crop_normalize, crop_restore, normalize_keypoints
+
+    pose = body_points()
+    size = (1920, 1080)
+    inputs = []
+    for direction, focal in [((0, 0, 1), 1000.0), ((0.6, -0.3, 1), 1000.0), ((-0.9, 0.4, 1), 700.0),
+                             ((0.2, 0.45, 1), 2500.0)]:
+        px, rot = view_from(pose, direction, 6.0, focal, size)
+        uv, rot_found = crop_normalize(normalize_keypoints(px, size, "focal", focal))
+        # ~1e-4: the image of the hips' 3D midpoint is not quite the midpoint of their images (perspective)
+        np.testing.assert_allclose(rot_found, rot, atol=1e-3)
+        inputs.append(uv)
+        # the target a lifter is trained on in this space comes back to camera axes
+        cam = pose @ rot + 6.0 * np.asarray(direction) / np.linalg.norm(direction)
+        np.testing.assert_allclose(crop_restore(pose[None], rot[None])[0], cam - cam[[11, 12]].mean(0), atol=1e-5)
+    for uv in inputs[1:]:
+        np.testing.assert_allclose(uv, inputs[0], atol=1e-3)
+    assert np.allclose(np.sqrt((inputs[0] ** 2).sum(-1).mean()), 1.0)
+    # in the focal space the same views differ by far more than the whole body's size
+    near, _ = view_from(pose, (0, 0, 1), 3.0, 1000.0, size)
+    far, _ = view_from(pose, (0, 0, 1), 30.0, 1000.0, size)
+    uv_near = crop_normalize(normalize_keypoints(near, size, "focal", 1000.0))[0]
+    uv_far = crop_normalize(normalize_keypoints(far, size, "focal", 1000.0))[0]
+    assert 1e-3 < np.abs(uv_near - uv_far).max() < 0.1  # perspective, not size
+
+
+def test_lift_crop_model_returns_camera_axes(tmp_path):
+    """A "crop" model sees the same input for the same view anywhere in the frame, so lift() must return
+    that pose turned into each position's camera axes."""
+    from wildpose.lift.normalize import crop_rotations
+
+    cfg = make_config([3, 3, 3], 32, fps=30.0, normalisation="crop")
+    model = TemporalModel(cfg, random_tensors(cfg, seed=9))
+    pose = body_points(1)
+    size, focal = (1280, 720), 900.0
+    centre, _ = view_from(pose, (0, 0, 1), 5.0, focal, size)
+    side, rot = view_from(pose, (0.5, 0.2, 1), 5.0, focal, size)
+    lifted_centre = lift(np.repeat(centre[None], 20, 0), size, 30.0, focal_length=focal, model=model)
+    lifted_side = lift(np.repeat(side[None], 20, 0), size, 30.0, focal_length=focal, model=model)
+    assert np.abs(lifted_centre).max() > 1e-3
+    # float32 rays through a random network: equal to ~1e-3 m, where the rotation moves joints by decimetres
+    np.testing.assert_allclose(lifted_side, lifted_centre @ rot, atol=2e-3)
+    assert np.abs(lifted_side - lifted_centre).max() > 0.1
 
 
 def test_shipped_model_if_present():

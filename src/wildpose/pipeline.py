@@ -206,8 +206,20 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
     result = Result(keypoints_2d=tracks.keypoints_2d, poses_3d=poses, track_ids=tracks.track_ids,
                     timestamps=tracks.timestamps, fps=info.fps, image_size=info.image_size,
                     interpolated=tracks.interpolated,
-                    extras=_locate(keypoints, tracks.timestamps, poses, info, intrinsics, options))
+                    extras={**_locate(keypoints, tracks.timestamps, poses, info, intrinsics, options),
+                            **camera_extras(intrinsics, options)})
     return result, info
+
+
+def camera_extras(intrinsics, options: RunOptions) -> dict[str, np.ndarray]:
+    """The camera the 3D results were computed with, for ``poses.npz``: ``camera_matrix`` (3, 3) K in pixels,
+    ``camera_model`` ("pinhole", "opencv" or "fisheye"), ``camera_distortion`` (its coefficients, OpenCV order,
+    possibly none) and ``focal_length_known`` (False when the default field of view was assumed, so a reader
+    knows the metric depths rest on a guess)."""
+    return {"camera_matrix": np.asarray(intrinsics.matrix, np.float64),
+            "camera_model": np.asarray(intrinsics.model),
+            "camera_distortion": np.asarray(intrinsics.distortion, np.float64).reshape(-1),
+            "focal_length_known": np.asarray(options.focal_length is not None or options.fov is not None)}
 
 
 def _locate(keypoints: np.ndarray, timestamps: np.ndarray, poses: np.ndarray, info: VideoInfo, intrinsics,

@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from wildpose.lift.model import TemporalModel
-from wildpose.lift.normalize import normalize_keypoints
+from wildpose.lift.normalize import crop_normalize, crop_restore, normalize_keypoints
 from wildpose.lift.weights import load_lifter, save_lifter
 
 __all__ = ["lift", "run_temporal_model", "TemporalModel", "load_lifter", "save_lifter", "resample"]
@@ -118,7 +118,12 @@ def run_temporal_model(model: TemporalModel | str | os.PathLike, keypoints_2d: n
 
     n_frames = kp.shape[0]
     times = check_timestamps(timestamps, n_frames, fps)
-    inputs = normalize_keypoints(xy, (width, height), model.input_normalisation, focal_length, principal_point)
+    crop = model.input_normalisation == "crop"
+    inputs = normalize_keypoints(xy, (width, height), "focal" if crop else model.input_normalisation,
+                                 focal_length, principal_point)
+    if crop:
+        # rotations of the input's own frames: outputs are brought back to camera axes after resampling
+        inputs, rotations = crop_normalize(inputs)
 
     # the model only knows motion at its training frame rate: resample the track onto its time grid
     period = 1.0 / model.fps
@@ -130,6 +135,8 @@ def run_temporal_model(model: TemporalModel | str | os.PathLike, keypoints_2d: n
     outputs = model.predict(inputs, flip=flip)
     if not same_grid:
         outputs = resample(outputs, grid, times)
+    if crop:
+        outputs = crop_restore(outputs, rotations)
     return np.ascontiguousarray(outputs, np.float32)
 
 
@@ -139,7 +146,7 @@ def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
          flip: bool = True, principal_point: tuple[float, float] | None = None) -> np.ndarray:
     """Lift one person's 2D keypoint track to 3D poses.
 
-    The track is normalised the way the model was trained ("screen" or "focal"), resampled in time to the
+    The track is normalised the way the model was trained ("screen", "focal" or "crop"), resampled in time to the
     model's frame rate (linear interpolation per coordinate on a uniform grid covering the track's time
     span), lifted, and resampled back to the input's timestamps, so the output has one pose per input frame.
 

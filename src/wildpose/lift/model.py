@@ -27,7 +27,7 @@ _OUTPUT_FLIPS = {("h36m", 17): skeleton.H36M_FLIP, ("root", 1): np.array([0])}
 
 FORMAT_NAME = "wildpose-lifter"
 FORMAT_VERSION = 1
-NORMALISATIONS = ("screen", "focal")
+NORMALISATIONS = ("screen", "focal", "crop")
 DEFAULT_BN_EPS = 1e-5
 # largest temporary (the stacked-taps matrix of one layer) per chunk: bounds memory on long tracks; chunks
 # of 1,000-3,000 frames ran fastest on a 2-core EPYC (bigger ones fall out of cache, smaller ones repeat
@@ -277,15 +277,16 @@ class TemporalModel:
         flip : bool
             Test-time augmentation: also run on the mirror image (x negated, COCO left/right keypoints
             swapped), un-mirror that output (x negated, Human3.6M left/right joints swapped) and average.
-            Both normalisations ("screen" and "focal") are centred on the image's middle column, so
-            mirroring the image is exactly negating x. Needs in_layout "coco" and out_layout "h36m".
+            All normalisations ("screen", "focal", "crop") are centred on the image's middle column (or
+            the person's root) and mirror-equivariant, so mirroring the image is exactly negating x. Needs in_layout "coco" and out_layout "h36m".
         chunk_frames : int, optional
             Output frames per chunk; default: see ``default_chunk_frames`` (about 100 MiB in all at most).
 
         Returns
         -------
         ndarray, (T, J_out, 3) float32
-            Metres, camera axes (x right, y down, z forward), relative to the root the model was
+            Metres, camera axes (x right, y down, z forward; for "crop", the axes of each frame's virtual
+            camera: ``normalize.crop_restore`` turns them back), relative to the root the model was
             trained for (its joint 0 is predicted too, close to 0).
         """
         x = np.asarray(inputs)

@@ -77,3 +77,53 @@ def denormalize_keypoints(uv: np.ndarray, image_size: tuple[int, int], method: s
         focal, centre = camera_arrays((w, h), focal_length, principal_point)
         return (uv * focal + centre).astype(np.float32)
     raise ValueError(f"unknown input normalisation {method!r} (expected 'screen' or 'focal')")
+
+
+# "crop": the focal-normalised rays turned, frame by frame, into a virtual camera that looks straight at the
+# person's root (the midpoint of the COCO hips) and scaled to a unit size. A lifter trained on this space does
+# not have to learn that a pose looks the same anywhere in the frame, at any distance and through any lens
+# (the focal space leaves all three to the network, which on little data it learns slowly), and the
+# perspective of an off-centre person (seen obliquely by a wide lens) is undone by the rotation, not
+# guessed. The network predicts the root-relative pose in the virtual camera's axes; ``crop_restore`` turns
+# it back into the real camera's axes. (After Yu et al., "PCLs: Geometry-aware neural reconstruction of 3D
+# pose with perspective crop layers", CVPR 2021, here applied to keypoints rather than pixels.)
+COCO_HIPS = (11, 12)
+
+
+def crop_rotations(root_rays: np.ndarray) -> np.ndarray:
+    """Rotations (..., 3, 3) whose rows are the virtual camera's right, down, forward axes in camera axes.
+
+    Forward is the ray through the root; right is perpendicular to it and to the camera's y axis, so the
+    virtual camera has no roll and a person centred in the image keeps the identity. Mirroring the image
+    (x -> -x) mirrors the result, so flip augmentation stays valid in this space.
+    """
+    ray = np.concatenate([root_rays, np.ones_like(root_rays[..., :1])], axis=-1).astype(np.float64)
+    fwd = ray / np.linalg.norm(ray, axis=-1, keepdims=True)
+    right = np.cross(np.array([0.0, 1.0, 0.0]), fwd)
+    right /= np.linalg.norm(right, axis=-1, keepdims=True)
+    down = np.cross(fwd, right)
+    return np.stack([right, down, fwd], axis=-2)
+
+
+def crop_normalize(rays: np.ndarray, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Focal-normalised rays (..., J, 2) of COCO-17 points -> ("crop" inputs (..., J, 2), rotations (..., 3, 3)).
+
+    Each frame's points are rotated into the virtual camera looking at its root, re-projected, and divided
+    by their root-mean-square distance from the root (so the input has unit size: distance and focal length
+    drop out; the person's shape, including perspective foreshortening, stays).
+    """
+    rays = np.asarray(rays, np.float64)
+    root = rays[..., COCO_HIPS, :].mean(axis=-2)
+    rot = crop_rotations(root)
+    p = np.concatenate([rays, np.ones_like(rays[..., :1])], axis=-1)
+    q = np.einsum("...ij,...nj->...ni", rot, p)
+    uv = q[..., :2] / np.maximum(q[..., 2:3], eps)
+    uv = uv - uv[..., COCO_HIPS, :].mean(axis=-2, keepdims=True)  # ~0 already; exact for the hips' midpoint
+    scale = np.sqrt((uv ** 2).sum(axis=-1).mean(axis=-1))
+    uv = uv / np.maximum(scale, eps)[..., None, None]
+    return uv.astype(np.float32), rot.astype(np.float32)
+
+
+def crop_restore(points: np.ndarray, rot: np.ndarray) -> np.ndarray:
+    """Points (..., J, 3) in the virtual cameras' axes -> the real camera's axes (rot from crop_normalize)."""
+    return np.einsum("...ji,...nj->...ni", rot, points).astype(np.float32)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from wildpose.lift.metrics import mpjpe, mpjve, n_mpjpe, p_mpjpe
+from wildpose.lift.normalize import crop_normalize, crop_restore
 from wildpose.lift.train.cameras import project, random_cameras, world_to_camera
 from wildpose.lift.train.data import BASE_FPS, DEFAULT_SPLIT, ClipSet, load_split
 
@@ -98,12 +99,25 @@ def score(predict: Callable[[np.ndarray], np.ndarray], seqs: list[dict]) -> dict
     }
 
 
+def from_rays(predict: Callable[[np.ndarray], np.ndarray], normalisation: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A predictor on focal-normalised rays (what make_sequences gives) for a model trained on
+    ``normalisation`` ("focal": as is; "crop": normalised per frame, outputs turned back to camera axes)."""
+    if normalisation == "focal":
+        return predict
+    if normalisation == "crop":
+        def run(rays: np.ndarray) -> np.ndarray:
+            uv, rot = crop_normalize(rays)
+            return crop_restore(predict(uv), rot)
+        return run
+    raise ValueError(f"held-out sequences are camera rays: cannot evaluate a {normalisation!r} model")
+
+
 def numpy_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
-    """Predict with wildpose.lift.model.TemporalModel (flip averaging on)."""
-    return lambda x: model.predict(x, flip=True)
+    """Predict with wildpose.lift.model.TemporalModel (flip averaging on), from rays."""
+    return from_rays(lambda x: model.predict(x, flip=True), model.input_normalisation)
 
 
-def torch_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
+def torch_predictor(model, normalisation: str = "focal") -> Callable[[np.ndarray], np.ndarray]:
     """Predict with the torch TemporalLifter: edge padding, dilated forward, no flip."""
     import torch
 
@@ -115,7 +129,7 @@ def torch_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
         with torch.no_grad():
             return model(torch.from_numpy(xp[None]))[0].numpy()
 
-    return run
+    return from_rays(run, normalisation)
 
 
 def evaluate(predict: Callable[[np.ndarray], np.ndarray], mocap_dir: str | os.PathLike,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wildpose.lift.normalize import focal_from_fov
+from wildpose.lift.normalize import crop_normalize, focal_from_fov
 from wildpose.lift.train.cameras import mirror, project, random_cameras, world_to_camera
 from wildpose.lift.train.data import BASE_FPS, DEFAULT_SPLIT, ClipSet, load_split
 from wildpose.skeleton import H36M_PARENTS
@@ -102,12 +102,13 @@ def scale_bones(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray, gl
 
 def make_batch(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fps: float = 30.0,
                aug: dict | None = None, cam_cfg: dict | None = None, centre_only: bool = True,
-               causal: bool = False):
+               causal: bool = False, normalisation: str = "focal"):
     """A batch of training windows.
 
-    Returns inputs (n, frames, 17, 2) float32 (focal-normalised COCO 2D) and targets (n, T, 17, 3) float32
-    (H36M, camera axes, root-relative metres; T = 1 if centre_only: the centre frame, or the last frame for
-    a causal model, else T = frames).
+    Returns inputs (n, frames, 17, 2) float32 (COCO 2D in the model's input space: "focal" rays or "crop",
+    see lift/normalize.py) and targets (n, T, 17, 3) float32 (H36M, root-relative metres; T = 1 if
+    centre_only: the centre frame, or the last frame for a causal model, else T = frames), in camera axes for
+    "focal" and in each frame's virtual-camera axes for "crop".
     """
     aug = {**DEFAULT_AUG, **(aug or {})}
     h, c = sample_windows(rng, clips, n, frames, fps, aug["time_warp"])
@@ -129,6 +130,11 @@ def make_batch(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fp
     f = np.where(wrong, guess, f)
     uv = (px - (cams["image_size"] / 2.0)[:, None, None, :]) / f[:, None, None, None]
     target = hc - hc[:, :, :1]
+    if normalisation == "crop":
+        uv, rot = crop_normalize(uv)
+        target = np.einsum("btij,btnj->btni", rot, target)
+    elif normalisation != "focal":
+        raise ValueError(f"normalisation: expected 'focal' or 'crop', got {normalisation!r}")
     if centre_only:
         k = frames - 1 if causal else frames // 2
         target = target[:, k:k + 1]
@@ -153,7 +159,8 @@ def lifter_config(cfg: dict, extra_provenance: dict | None = None) -> dict:
         "filter_widths": list(cfg["filter_widths"]), "channels": int(cfg["channels"]),
         "causal": bool(cfg.get("causal", False)),
         "in_joints": 17, "in_layout": "coco", "out_joints": 17, "out_layout": "h36m",
-        "input_normalisation": "focal", "fps": float(cfg.get("fps", 30.0)), "bn_eps": 1e-5,
+        "input_normalisation": cfg.get("input_normalisation", "focal"), "fps": float(cfg.get("fps", 30.0)),
+        "bn_eps": 1e-5,
         "provenance": {
             "data": "CMU Graphics Lab Motion Capture Database (BVH conversions in shared/data/mocap), "
                     "split by subject: " + json.dumps(cfg.get("split", DEFAULT_SPLIT)),
@@ -222,8 +229,9 @@ def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
     fps = float(cfg.get("fps", 30.0))
     aug, cam_cfg = cfg.get("augment", {}), cfg.get("camera", {})
     val_rng = np.random.default_rng(int(cfg.get("val_seed", 12345)))
+    norm = cfg.get("input_normalisation", "focal")
     val_x, val_y = make_batch(val_rng, val_set, int(cfg.get("val_windows", 2048)), field, fps, aug, cam_cfg,
-                              causal=causal)
+                              causal=causal, normalisation=norm)
     val_x, val_y = torch.from_numpy(val_x), torch.from_numpy(val_y)
     steps, bs = int(cfg["steps"]), int(cfg["batch_size"])
     lr0, lr_end = float(cfg.get("lr", 1e-3)), float(cfg.get("lr_end", 1e-4))
@@ -255,7 +263,7 @@ def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
             for group in opt.param_groups:
                 group["lr"] = lr
             model.set_bn_momentum(bn_m)
-            x, y = make_batch(rng, train_set, bs, field, fps, aug, cam_cfg, causal=causal)
+            x, y = make_batch(rng, train_set, bs, field, fps, aug, cam_cfg, causal=causal, normalisation=norm)
             model.train()
             pred = model(torch.from_numpy(x), single=True)
             loss = (pred - torch.from_numpy(y)).norm(dim=-1).mean()
