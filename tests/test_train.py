@@ -129,6 +129,48 @@ def test_make_batch_targets_consistent(mocap_dir, tmp_path):
     assert np.mean(np.sign(hip2d) == np.sign(hip3d)) > 0.8
 
 
+def test_crop_batch_is_the_focal_batch_seen_from_virtual_cameras(mocap_dir):
+    """The "crop" space's windows are the focal ones re-expressed per frame (lift/normalize.py), and its
+    target is the centre frame's pose in that frame's virtual camera."""
+    from wildpose.lift.normalize import crop_normalize
+    from wildpose.lift.train.loop import make_batch
+
+    clips = load_split(mocap_dir, ["cmu:03"], max_clips=1)
+    aug = {"noise_fraction": 0.5, "mirror": 0.5}
+    xf, yf = make_batch(np.random.default_rng(3), clips, 32, 27, aug=aug)
+    xc, yc = make_batch(np.random.default_rng(3), clips, 32, 27, aug=aug, normalisation="crop")
+    uv, rot = crop_normalize(xf)
+    np.testing.assert_allclose(xc, uv, atol=1e-5)
+    np.testing.assert_allclose(yc[:, 0], np.einsum("bij,bnj->bni", rot[:, 13], yf[:, 0]), atol=1e-5)
+    # people off the image centre: the virtual camera turns, so the two targets differ
+    assert np.abs(yc - yf).max() > 0.05
+    with pytest.raises(ValueError, match="normalisation"):
+        make_batch(np.random.default_rng(3), clips, 4, 27, normalisation="pixels")
+
+
+def test_limb_rotation_makes_new_poses_with_the_same_bones(mocap_dir):
+    from wildpose.lift.train.loop import COCO_ANCHOR, rotate_limbs, sample_windows
+    from wildpose.skeleton import H36M_PARENTS
+
+    clips = load_split(mocap_dir, ["cmu:03"], max_clips=1)
+    rng = np.random.default_rng(0)
+    h, c = sample_windows(rng, clips, 64, 27, 30.0)
+    h2, c2 = rotate_limbs(rng, h, c, 15.0)
+
+    def bones(x):
+        return np.linalg.norm(x[:, :, 1:] - x[:, :, H36M_PARENTS[1:]], axis=-1)
+
+    np.testing.assert_allclose(bones(h2), bones(h), atol=1e-5)  # rigid: lengths kept
+    np.testing.assert_allclose(np.linalg.norm(c2 - h2[:, :, COCO_ANCHOR], axis=-1),
+                               np.linalg.norm(c - h[:, :, COCO_ANCHOR], axis=-1), atol=1e-5)
+    np.testing.assert_allclose(h2[:, :, [0, 1, 4]], h[:, :, [0, 1, 4]], atol=1e-6)  # pelvis and hips stay
+    moved = np.linalg.norm(h2 - h, axis=-1)[:, :, [3, 6, 13, 16]]  # ankles and wrists
+    assert 0.05 < np.median(moved) < 0.4, np.median(moved)
+    # one rotation per window: the motion stays as smooth as the mocap's (no frame-to-frame shaking)
+    speed = lambda x: np.linalg.norm(np.diff(x, axis=1), axis=-1).mean()  # noqa: E731
+    assert speed(h2) < 1.5 * speed(h) + 1e-3
+
+
 torch = pytest.importorskip("torch", reason="torch is not installed (the optional train extra)")
 
 

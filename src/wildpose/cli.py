@@ -71,7 +71,8 @@ def _options(args) -> "RunOptions":
                       distortion=getattr(args, "distortion", None), fisheye=getattr(args, "fisheye", None),
                       lifter=getattr(args, "lifter", None),
                       flip=not getattr(args, "no_flip", False), render=getattr(args, "render", False),
-                      export_vp3d=getattr(args, "export_vp3d", False))
+                      export_vp3d=getattr(args, "export_vp3d", False),
+                      static_camera=getattr(args, "static_camera", False))
 
 
 def _focal(args) -> float | None:
@@ -383,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, "output folder: one subfolder per video")
     videos(p)
     lifting(p)
+    p.add_argument("--static-camera", action="store_true",
+                   help="the camera does not turn: skip estimating its pan/tilt/roll from the background")
     p.add_argument("--render", action="store_true", help="also write render.mp4 (2D and 3D side by side)")
     p.add_argument("--export-vp3d", action="store_true",
                    help="also write <stem>.npy: the reference's (T, 17, 3) export of the main person")

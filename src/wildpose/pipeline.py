@@ -47,6 +47,7 @@ class RunOptions:
     flip: bool = True  # test-time flip averaging in the lifter
     render: bool = False  # write render.mp4
     export_vp3d: bool = False  # write <stem>.npy, the reference's --viz-export array for the main track
+    static_camera: bool = False  # skip the camera-rotation estimate (wildpose.camera_motion): the camera is fixed
 
     def __post_init__(self):
         # conflicting or malformed camera options fail here, before any video is read (the size is a stand-in:
@@ -95,11 +96,14 @@ def make_detector(options: RunOptions = RunOptions()):
 
 
 def detect_video(path: str | os.PathLike, detector=None, *, start: float | None = None, end: float | None = None,
-                 progress: Progress | None = None) -> tuple[list[People2D], np.ndarray, VideoInfo]:
+                 progress: Progress | None = None,
+                 camera_motion=None) -> tuple[list[People2D], np.ndarray, VideoInfo]:
     """Decode a video and find everyone in every frame.
 
     Returns (people per frame, timestamps (T,) float64 seconds, VideoInfo). Frames are streamed: memory holds
-    one frame at a time plus the (small) keypoints.
+    one frame at a time plus the (small) keypoints. ``camera_motion`` (a
+    ``wildpose.camera_motion.CameraMotionEstimator``) is fed every frame with the people found in it, in the
+    same pass.
     """
     from .video import probe, read_frames
 
@@ -110,6 +114,8 @@ def detect_video(path: str | os.PathLike, detector=None, *, start: float | None 
     total = _expected_frames(info, start, end)
     for frame in read_frames(path, start=start, end=end):
         people.append(detector(frame.image))
+        if camera_motion is not None:
+            camera_motion.update(frame.image, people[-1])
         timestamps.append(frame.timestamp)
         if progress is not None:
             progress(len(people), total)
@@ -197,18 +203,42 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
     from .lift import load_lifter
 
     model = model if model is not None else load_lifter(options.lifter)
-    people, timestamps, info = detect_video(path, detector, start=options.start, end=options.end, progress=progress)
+    estimator = None
+    if not options.static_camera:
+        from .camera_motion import CameraMotionEstimator
+
+        estimator = CameraMotionEstimator(lambda size: camera_for(options, size))
+    people, timestamps, info = detect_video(path, detector, start=options.start, end=options.end, progress=progress,
+                                            camera_motion=estimator)
     tracks = track_video(people, timestamps, options, path)
     intrinsics = camera_for(options, info.image_size)
+    motion, motion_extras = _camera_motion(estimator, len(tracks.timestamps), path)
     keypoints = keypoints_for_lifting(tracks, intrinsics, path)  # undistorted once, for both networks
     poses = lift_tracks(tracks, info.image_size, info.fps, model=model, intrinsics=intrinsics, flip=options.flip,
                         keypoints=keypoints)
     result = Result(keypoints_2d=tracks.keypoints_2d, poses_3d=poses, track_ids=tracks.track_ids,
                     timestamps=tracks.timestamps, fps=info.fps, image_size=info.image_size,
                     interpolated=tracks.interpolated,
-                    extras={**_locate(keypoints, tracks.timestamps, poses, info, intrinsics, options),
-                            **camera_extras(intrinsics, options)})
+                    extras={**_locate(keypoints, tracks.timestamps, poses, info, intrinsics, options, motion),
+                            **camera_extras(intrinsics, options), **motion_extras})
     return result, info
+
+
+def _camera_motion(estimator, frames: int, path) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """The rotations to hand to ``locate_people`` (None for a static camera, which keeps the static alignment
+    exactly) and the extras ``camera_static`` (bool) and ``camera_rotation_held`` (T,) bool."""
+    if estimator is None:
+        return None, {"camera_static": np.asarray(True), "camera_rotation_held": np.zeros(frames, bool)}
+    motion = estimator.result()
+    if len(motion) != frames:  # the estimator saw every decoded frame: anything else is a wiring error
+        raise WildposeError(f"camera motion has {len(motion)} frames, the tracks {frames}", path)
+    static = motion.is_static()
+    pan, tilt = motion.pan_tilt_deg[:, 0], motion.pan_tilt_deg[:, 1]
+    log.info("camera %s: turns up to %.1f degrees from the first frame (pan %.1f..%.1f, tilt %.1f..%.1f), "
+             "%d of %d frames held", "static" if static else "turning", motion.max_angle_deg, pan.min(), pan.max(),
+             tilt.min(), tilt.max(), int(motion.held.sum()), len(motion))
+    extras = {"camera_static": np.asarray(static), "camera_rotation_held": motion.held.copy()}
+    return (None if static else motion.rotations), extras
 
 
 def camera_extras(intrinsics, options: RunOptions) -> dict[str, np.ndarray]:
@@ -223,14 +253,15 @@ def camera_extras(intrinsics, options: RunOptions) -> dict[str, np.ndarray]:
 
 
 def _locate(keypoints: np.ndarray, timestamps: np.ndarray, poses: np.ndarray, info: VideoInfo, intrinsics,
-            options: RunOptions) -> dict:
+            options: RunOptions, camera_rotations: np.ndarray | None = None) -> dict:
     """Result.extras from wildpose.world: ``trajectory`` (P, T, 3) camera-space roots, ``poses_3d_camera``,
-    ``poses_world`` (P, T, 17, 3; y up, floor at y = 0), ``camera_rotation`` (3, 3), ``camera_position`` (3,)."""
+    ``poses_world`` (P, T, 17, 3; y up, floor at y = 0), ``camera_rotation`` (3, 3), ``camera_position`` (3,),
+    ``camera_rotations`` (T, 3, 3)."""
     from .world import locate_people
 
     return locate_people(keypoints, poses, info.image_size, info.fps, timestamps,
                          focal_length=intrinsics.focal_length, principal_point=intrinsics.principal_point,
-                         flip=options.flip)
+                         flip=options.flip, camera_rotations=camera_rotations)
 
 
 def main_track_poses(result: Result) -> np.ndarray:

@@ -8,8 +8,10 @@ camera and finds the up direction and the floor: the average body axis of uprigh
 direction, then the plane through the lower ankle of every pose (one offset per person, since each person's
 depth carries its own scale error) refines it where the feet spread over the floor, helped a little by the
 planes through the camera centre and each upright person's 2D body axis (they meet in the vertical).
-It assumes a static camera: a panning or tilting camera moves the floor in camera space. The output is in world
-axes: x right (horizontal, along the camera's right), y up, z towards the camera (right-handed; the same
+``align_world`` assumes a static camera (a panning or tilting camera moves the floor in camera space);
+``locate_people`` takes the rotations of a turning camera (``wildpose.camera_motion``) and first brings every
+frame into the first frame's camera axes. The output is in world
+axes: x right (horizontal, along the (first frame's) camera's right), y up, z towards the camera (right-handed; the same
 orientation as the render's 3D view), metres, the floor at y = 0 and the camera above the origin.
 """
 
@@ -399,7 +401,8 @@ def estimate_trajectories(keypoints_2d: np.ndarray, image_size: tuple[int, int],
 def locate_people(keypoints_2d: np.ndarray, poses_3d: np.ndarray, image_size: tuple[int, int], fps: float,
                   timestamps: np.ndarray | None = None, focal_length: float | tuple[float, float] | None = None,
                   model: TemporalModel | str | os.PathLike | None = None, flip: bool = True,
-                  principal_point: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
+                  principal_point: tuple[float, float] | None = None,
+                  camera_rotations: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Everything ``poses.npz`` gains from this module, as ``Result.extras`` entries.
 
     Parameters
@@ -409,19 +412,37 @@ def locate_people(keypoints_2d: np.ndarray, poses_3d: np.ndarray, image_size: tu
     poses_3d : (P, T, 17, 3) root-relative metres, camera axes (the lifter's output).
     image_size, fps, timestamps, focal_length, model, flip, principal_point : as for
         ``estimate_trajectory`` (use the focal length and principal point the lifter used).
+    camera_rotations : (T, 3, 3), optional
+        For a turning camera: camera-at-frame-t-from-camera-at-frame-0 (``wildpose.camera_motion``'s
+        convention, ``d_t = R_t d_0``). Each frame's camera-space joints are brought into the first frame's
+        camera axes (``R_t^T x``) before the world alignment, so ``poses_world`` is one fixed world frame over
+        the whole clip. None (default): a static camera, exactly as before.
 
     Returns
     -------
     dict
         ``trajectory`` (P, T, 3) float32 camera-space roots (after ``align_world``'s per-person scale, with
         several people); ``poses_3d_camera`` (P, T, 17, 3) float32, poses_3d + trajectory; ``poses_world`` (P, T, 17, 3) float32 (see ``align_world``: y up, floor at
-        y = 0, metres); ``camera_rotation`` (3, 3) float32 world-from-camera; ``camera_position`` (3,)
-        float32 in the world. NaN where a person is absent.
+        y = 0, metres); ``camera_rotation`` (3, 3) float32 world-from-camera of the first frame;
+        ``camera_position`` (3,) float32 in the world; ``camera_rotations`` (T, 3, 3) float32, the rotations
+        used (identities for a static camera), so that frame t's world-from-camera rotation is
+        ``camera_rotation @ camera_rotations[t].T``. ``trajectory`` and ``poses_3d_camera`` stay in each frame's
+        own camera axes. NaN where a person is absent.
     """
     trajectory = estimate_trajectories(keypoints_2d, image_size, fps, timestamps, focal_length, model, flip,
                                        principal_point)
     poses_cam = (np.asarray(poses_3d, np.float32) + trajectory[:, :, None, :]).astype(np.float32)
-    world, camera = align_world(poses_cam)
+    T = poses_cam.shape[1]
+    if camera_rotations is None:
+        rotations = np.broadcast_to(np.eye(3, dtype=np.float32), (T, 3, 3))
+        world, camera = align_world(poses_cam)
+    else:
+        rotations = np.asarray(camera_rotations, np.float64)
+        if rotations.shape != (T, 3, 3) or not np.isfinite(rotations).all():
+            raise ValueError(f"camera_rotations: expected finite shape ({T}, 3, 3), got {rotations.shape}")
+        # into the first frame's camera axes (the camera centre stays at the origin: rotation only): R_t^T x
+        fixed = np.einsum("tji,ptkj->ptki", rotations, poses_cam.astype(np.float64))
+        world, camera = align_world(fixed)
     # keep the camera-space arrays consistent with the world ones: align_world may have scaled a person's
     # distance so that everyone stands on one floor
     scale = camera["person_scale"][:, None, None]
@@ -429,7 +450,8 @@ def locate_people(keypoints_2d: np.ndarray, poses_3d: np.ndarray, image_size: tu
         trajectory = (trajectory * scale).astype(np.float32)
         poses_cam = (np.asarray(poses_3d, np.float32) + trajectory[:, :, None, :]).astype(np.float32)
     return {"trajectory": trajectory, "poses_3d_camera": poses_cam, "poses_world": world,
-            "camera_rotation": camera["rotation"], "camera_position": camera["position"]}
+            "camera_rotation": camera["rotation"], "camera_position": camera["position"],
+            "camera_rotations": np.ascontiguousarray(rotations, np.float32)}
 
 
 __all__ = ["estimate_trajectory", "estimate_trajectories", "locate_people", "fit_root", "align_world", "load_trajectory_model", "default_trajectory_path",

@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, help="train for this wall time instead of a step count")
     ap.add_argument("--threads", type=int, help="torch threads (overrides the config)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                    help="override a config key, e.g. --set channels=128 --set 'filter_widths=[3,3,3,3]'")
+                    help="override a config key, e.g. --set channels=128 --set 'filter_widths=[3,3,3,3]' "
+                         "--set augment.limb_rotation_sd=15")
     ap.add_argument("--ship", action="store_true", help="copy the best weights to src/wildpose/models/NAME.*")
     ap.add_argument("--ship-as", default="lifter", help="NAME for --ship (default lifter)")
     args = ap.parse_args(argv)
@@ -32,9 +33,14 @@ def main(argv=None) -> int:
     for item in args.set:
         key, _, value = item.partition("=")
         try:
-            cfg[key] = json.loads(value)
+            value = json.loads(value)
         except json.JSONDecodeError:  # a bare string, e.g. a path
-            cfg[key] = value
+            pass
+        *parents, leaf = key.split(".")  # "augment.limb_rotation_sd=15" sets a nested key
+        node = cfg
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     if args.steps:
         cfg["steps"] = args.steps
         cfg.pop("max_seconds", None)

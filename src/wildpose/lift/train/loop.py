@@ -34,6 +34,7 @@ DEFAULT_AUG = {
     "mirror": 0.5, "time_warp": [0.8, 1.25], "global_scale": [0.9, 1.1], "bone_scale_sd": 0.05,
     "noise_fraction": 0.7, "noise_sd": [0.0, 0.025], "outlier_prob": 0.01, "outlier_sd": 0.15,
     "wrong_focal_fraction": 0.2,
+    "limb_rotation_sd": 0.0,  # degrees (rotate_limbs); 0: off
     # calibrated detector noise (wildpose.lift.train.noise; off unless joint_sd is given): per-joint sd as a
     # fraction of the person's pixel height, scaled per window by a log-uniform factor in noise_scale (videos
     # differ in blur and resolution); low-score joints (per-joint rates) get lowscore_sd instead
@@ -100,6 +101,42 @@ def scale_bones(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray, gl
     return out, c
 
 
+# bones whose direction the limb-rotation augmentation perturbs (child joint -> sd multiplier): limbs fully,
+# spine, neck and head by half (their range of motion is smaller)
+_ROTATED_BONES = {2: 1.0, 3: 1.0, 5: 1.0, 6: 1.0, 12: 1.0, 13: 1.0, 15: 1.0, 16: 1.0, 7: 0.5, 9: 0.5, 10: 0.5}
+
+
+def _random_rotations(rng: np.random.Generator, n: int, sd_rad: float) -> np.ndarray:
+    """(n, 3, 3) rotations about uniformly random axes by angles ~ N(0, sd_rad) (Rodrigues' formula)."""
+    axis = rng.normal(size=(n, 3))
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    angle = rng.normal(0.0, sd_rad, n)
+    k = np.zeros((n, 3, 3))
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    k = k - k.transpose(0, 2, 1)
+    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
+    return np.eye(3) + s * k + (1 - c) * (k @ k)
+
+
+def rotate_limbs(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray, sd_deg: float):
+    """New poses from the mocap's: each window's limb bones (and, by half, spine, neck and head) turned by a
+    random rotation about their parent joint, the same for the whole window so the motion stays smooth;
+    everything below a bone turns with it and COCO points move rigidly with their anchor joint. The shared
+    mocap has few activities, and held-out motion (dance, ballet, martial arts) reaches poses it lacks."""
+    n = h36m.shape[0]
+    acc = np.broadcast_to(np.eye(3), (17, n, 3, 3)).copy()  # accumulated rotation of each joint's bone
+    out = h36m.copy()
+    for j in range(1, 17):  # parents come first
+        p = H36M_PARENTS[j]
+        acc[j] = acc[p]
+        if j in _ROTATED_BONES:
+            acc[j] = _random_rotations(rng, n, np.radians(sd_deg) * _ROTATED_BONES[j]) @ acc[j]
+        out[:, :, j] = out[:, :, p] + np.einsum("nij,ntj->nti", acc[j], h36m[:, :, j] - h36m[:, :, p])
+    anchor_rot = acc[COCO_ANCHOR]  # (17 coco, n, 3, 3)
+    c = out[:, :, COCO_ANCHOR] + np.einsum("knij,ntkj->ntki", anchor_rot, coco - h36m[:, :, COCO_ANCHOR])
+    return out.astype(h36m.dtype), c.astype(coco.dtype)
+
+
 def make_batch(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fps: float = 30.0,
                aug: dict | None = None, cam_cfg: dict | None = None, centre_only: bool = True,
                causal: bool = False, normalisation: str = "focal"):
@@ -113,6 +150,8 @@ def make_batch(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fp
     aug = {**DEFAULT_AUG, **(aug or {})}
     h, c = sample_windows(rng, clips, n, frames, fps, aug["time_warp"])
     h, c = scale_bones(rng, h, c, aug["global_scale"], aug["bone_scale_sd"])
+    if aug.get("limb_rotation_sd", 0.0) > 0:
+        h, c = rotate_limbs(rng, h, c, aug["limb_rotation_sd"])
     cams = random_cameras(rng, h[:, :, 0], cam_cfg)
     hc = world_to_camera(h, cams["rot"], cams["centre"])
     cc = world_to_camera(c, cams["rot"], cams["centre"])
