@@ -100,12 +100,13 @@ def plausibility(result: Result, min_frames: int = 20) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("videos", nargs="*", type=Path, default=DEFAULT)
+    parser.add_argument("--model", help="a lifter .safetensors to measure instead of the shipped one")
     args = parser.parse_args(argv)
     missing = [v for v in args.videos if not v.exists()]
     if missing:
         print(f"skipped: {', '.join(map(str, missing))} absent (the shared data is not next to this checkout)")
         return 0
-    model = load_lifter()
+    model = load_lifter(args.model)
     header = (f"{'video':<20} {'variant':<8} {'tracks':>6} {'frames':>6} {'CV med':>7} {'CV worst':>8} "
               f"{'<=5% med':>8} {'<=5% all':>8} {'reproj px':>9} {'% height':>8} {'3D m/s2':>8} "
               f"{'2D px/s2':>9} {'3D/2D rel':>9} {'seconds':>7}")
