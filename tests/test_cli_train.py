@@ -97,6 +97,38 @@ def test_train_a_few_steps_from_a_tiny_config(mocap_dir, tmp_path, capsys):
     assert pred.shape == (20, 17, 3) and np.isfinite(pred).all()
 
 
+def test_train_overrides_reach_nested_keys_and_bad_ones_fail_in_one_line(mocap_dir, tmp_path, capsys):
+    """--set picks the crop input space and the limb rotations (a nested key) of a tiny run; a key through a
+    non-section or an unknown input space is one line on stderr, exit 1, nothing trained."""
+    _torch()
+    from wildpose.lift import load_lifter
+    from wildpose.lift.train.__main__ import main as module_main
+
+    cfg = {"name": "tiny", "filter_widths": [3], "channels": 16, "batch_size": 8, "steps": 2, "eval_every": 2,
+           "val_windows": 16, "threads": 1, "max_clips": 1, "augment": {"mirror": 0.5},
+           "split": {"train": ["cmu:03"], "val": ["indian:94"], "test": []}}
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(cfg))
+    base = ["train", "--config", str(config), "--mocap", str(mocap_dir), "--runs", str(tmp_path / "runs")]
+    code, out, err = _run(capsys, base + ["--set", 'input_normalisation="crop"',
+                                          "--set", "augment.limb_rotation_sd=15"])
+    assert code == 0, err
+    model = load_lifter(tmp_path / "runs" / "tiny" / "best.safetensors")
+    assert model.input_normalisation == "crop"
+    assert "augment.limb_rotation_sd=15" in model.config["provenance"]["command"]
+    for bad, message in ((["--set", "channels.x=1"], "'channels' is not a section"),
+                         (["--set", "input_normalisation=pixels"], "input_normalisation 'pixels'"),
+                         (["--set", "channels"], "expected KEY=VALUE")):
+        runs = tmp_path / "bad"
+        code, out, err = _run(capsys, base[:-1] + [str(runs)] + bad)
+        assert code == 1 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
+        assert not runs.exists()
+    # the developers' module spelling is the same command
+    assert module_main(["--config", str(config), "--mocap", str(mocap_dir), "--runs", str(tmp_path / "bad"),
+                        "--set", "channels.x=1"]) == 1
+    assert "'channels' is not a section" in capsys.readouterr().err
+
+
 def test_train_on_h36m_data_records_its_licence(mocap_dir, tmp_path, capsys):
     _torch()
     from wildpose.lift import load_lifter

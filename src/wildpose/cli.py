@@ -303,7 +303,8 @@ def cmd_convert(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .lift.train.commands import TORCH_MISSING, command_line, make_sources, torch_available, train_from_config
+    from .lift.train.commands import (TORCH_MISSING, command_line, make_sources, parse_overrides, torch_available,
+                                      train_from_config)
 
     if not torch_available():
         print(f"error: {TORCH_MISSING}", file=sys.stderr)
@@ -314,8 +315,8 @@ def cmd_train(args) -> int:
             sources = make_sources(args.mocap, args.h36m, args.mapping)
         summary = train_from_config(args.config, sources, name=args.name, runs=args.runs, steps=args.steps,
                                     seconds=args.seconds, threads=args.threads, ship=args.ship,
-                                    command=command_line(args))
-    except WildposeError as exc:
+                                    overrides=parse_overrides(args.set), command=command_line(args))
+    except (WildposeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if not args.quiet:
@@ -443,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="replace the config's step count")
     p.add_argument("--seconds", type=float, help="train for this wall time instead")
     p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="replace a config key, e.g. --set channels=128 --set augment.limb_rotation_sd=15")
     p.add_argument("--ship", metavar="PATH", help="also copy the best weights to PATH.safetensors + PATH.json")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train)

@@ -278,7 +278,8 @@ class TemporalModel:
             Test-time augmentation: also run on the mirror image (x negated, COCO left/right keypoints
             swapped), un-mirror that output (x negated, Human3.6M left/right joints swapped) and average.
             All normalisations ("screen", "focal", "crop") are centred on the image's middle column (or
-            the person's root) and mirror-equivariant, so mirroring the image is exactly negating x. Needs in_layout "coco" and out_layout "h36m".
+            the person's root) and mirror-equivariant, so mirroring the image is exactly negating x.
+            Needs in_layout "coco" and out_layout "h36m".
         chunk_frames : int, optional
             Output frames per chunk; default: see ``default_chunk_frames`` (about 100 MiB in all at most).
 

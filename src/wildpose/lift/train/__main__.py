@@ -1,14 +1,20 @@
 """``python -m wildpose.lift.train --config configs/lifter.json [--name RUN] [--steps N | --seconds S]
-[--threads N] [--ship [--ship-as NAME]]``"""
+[--threads N] [--set KEY=JSON ...] [--ship [--ship-as NAME]]``
+
+The developers' spelling of ``wildpose train`` (same function, ``commands.train_from_config``), with defaults
+for this checkout: runs in ./runs, the shared mocap, and ``--ship`` writing src/wildpose/models/NAME.*.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
-from wildpose.lift.train.loop import train
+from wildpose.errors import WildposeError
+from wildpose.lift.train.commands import make_sources, parse_overrides, train_from_config
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -16,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[4]
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m wildpose.lift.train", description=__doc__)
     ap.add_argument("--config", default=str(ROOT / "configs" / "lifter.json"))
-    ap.add_argument("--mocap", default=str(ROOT.parent / "shared" / "data" / "mocap"))
+    ap.add_argument("--mocap", help="a folder of BVH files (default: the config's data, else the shared mocap)")
     ap.add_argument("--runs", default=str(ROOT / "runs"))
     ap.add_argument("--name", help="run name (default: the config's name)")
     ap.add_argument("--steps", type=int, help="override the config's step count")
@@ -29,29 +35,15 @@ def main(argv=None) -> int:
     ap.add_argument("--ship-as", default="lifter", help="NAME for --ship (default lifter)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    cfg = json.loads(Path(args.config).read_text())
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:  # a bare string, e.g. a path
-            pass
-        *parents, leaf = key.split(".")  # "augment.limb_rotation_sd=15" sets a nested key
-        node = cfg
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    if args.steps:
-        cfg["steps"] = args.steps
-        cfg.pop("max_seconds", None)
-    if args.seconds:
-        cfg["max_seconds"] = args.seconds
-    if args.threads:
-        cfg["threads"] = args.threads
-    cfg.setdefault("cache_dir", str(Path(args.runs) / "cache"))
-    name = args.name or cfg.get("name", "lifter")
-    ship = ROOT / "src" / "wildpose" / "models" / args.ship_as if args.ship else None
-    summary = train(cfg, args.mocap, Path(args.runs) / name, ship_to=ship)
+    try:
+        summary = train_from_config(
+            args.config, make_sources([args.mocap]) if args.mocap else None, name=args.name, runs=args.runs,
+            steps=args.steps, seconds=args.seconds, threads=args.threads,
+            ship=ROOT / "src" / "wildpose" / "models" / args.ship_as if args.ship else None,
+            overrides=parse_overrides(args.set), command="python -m wildpose.lift.train " + " ".join(sys.argv[1:] if argv is None else argv))
+    except (WildposeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=2))
     return 0
 

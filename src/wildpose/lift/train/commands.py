@@ -101,6 +101,34 @@ def is_trajectory_config(cfg: dict) -> bool:
     return "init_depth" in cfg or cfg.get("out_layout") == "root"
 
 
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=JSON`` strings (``--set``) -> {key: value}; a value that is not JSON stays a string (a path).
+    Keys may be dotted (``augment.limb_rotation_sd=15``) to reach into nested sections."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def apply_overrides(cfg: dict, overrides: dict[str, Any], path: str | os.PathLike) -> None:
+    """Set each (possibly dotted) key of ``overrides`` in ``cfg``; FormatError naming ``path`` when a dotted
+    key runs into a value that is not a section."""
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = cfg
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise FormatError(f"override {key!r}: {part!r} is not a section of the config", path)
+        node[leaf] = value
+
+
 def train_from_config(config: str | os.PathLike, sources: Sources | None = None, name: str | None = None,
                       runs: str | os.PathLike = "runs", steps: int | None = None, seconds: float | None = None,
                       threads: int | None = None, ship: str | os.PathLike | None = None,
@@ -114,7 +142,7 @@ def train_from_config(config: str | os.PathLike, sources: Sources | None = None,
     name : run name (default: the config's); logs and best weights go to ``runs/NAME/``.
     steps, seconds : replace the config's step count / time budget; threads: torch threads.
     ship : also copy the best weights to ``SHIP.safetensors`` + ``SHIP.json`` (atomically).
-    overrides : config keys to replace (e.g. ``{"channels": 128}``).
+    overrides : config keys to replace (e.g. ``{"channels": 128, "augment.limb_rotation_sd": 15}``).
 
     The split is the config's, plus the standard Human3.6M one (train S1 S5 S6 S7 S8, test S9 S11) when
     Human3.6M data is given and the split names no 'h36m:' group. Needs torch (ImportError otherwise).
@@ -125,7 +153,10 @@ def train_from_config(config: str | os.PathLike, sources: Sources | None = None,
 
     config = Path(config)
     cfg = read_json(config, "config")
-    cfg.update(overrides or {})
+    apply_overrides(cfg, overrides or {}, config)
+    if cfg.get("input_normalisation", "focal") not in ("focal", "crop"):
+        raise FormatError(f"input_normalisation {cfg['input_normalisation']!r}: training supports 'focal' or "
+                          "'crop'", config)
     if sources is None:
         sources = make_sources(config_data=cfg.get("data"), base_dir=config.parent)
     cfg.pop("data", None)
@@ -257,7 +288,7 @@ def torch_available() -> bool:
 def command_line(args) -> str:
     """The ``wildpose train`` command line for parsed arguments, for the weights' provenance."""
     words = ["wildpose", "train", "--config", str(args.config)]
-    for flag in ("mocap", "h36m", "mapping"):
+    for flag in ("mocap", "h36m", "mapping", "set"):
         for value in getattr(args, flag) or []:
             words += [f"--{flag}", str(value)]
     for flag in ("name", "runs", "steps", "seconds", "threads", "ship"):

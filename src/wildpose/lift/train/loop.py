@@ -107,15 +107,13 @@ _ROTATED_BONES = {2: 1.0, 3: 1.0, 5: 1.0, 6: 1.0, 12: 1.0, 13: 1.0, 15: 1.0, 16:
 
 
 def _random_rotations(rng: np.random.Generator, n: int, sd_rad: float) -> np.ndarray:
-    """(n, 3, 3) rotations about uniformly random axes by angles ~ N(0, sd_rad) (Rodrigues' formula)."""
+    """(n, 3, 3) rotations about uniformly random axes by angles ~ N(0, sd_rad)."""
+    from scipy.spatial.transform import Rotation
+
     axis = rng.normal(size=(n, 3))
     axis /= np.linalg.norm(axis, axis=1, keepdims=True)
     angle = rng.normal(0.0, sd_rad, n)
-    k = np.zeros((n, 3, 3))
-    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
-    k = k - k.transpose(0, 2, 1)
-    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    return np.eye(3) + s * k + (1 - c) * (k @ k)
+    return Rotation.from_rotvec(axis * angle[:, None]).as_matrix()
 
 
 def rotate_limbs(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray, sd_deg: float):
@@ -135,6 +133,18 @@ def rotate_limbs(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray, s
     anchor_rot = acc[COCO_ANCHOR]  # (17 coco, n, 3, 3)
     c = out[:, :, COCO_ANCHOR] + np.einsum("knij,ntkj->ntki", anchor_rot, coco - h36m[:, :, COCO_ANCHOR])
     return out.astype(h36m.dtype), c.astype(coco.dtype)
+
+
+def focal_used(rng: np.random.Generator, cams: dict, wrong_fraction: float) -> np.ndarray:
+    """(B,) the focal length (pixels) each window is normalised with: the pipeline's, i.e. mostly the true one,
+    on ``wrong_fraction`` of windows the default field of view or the true one x exp(N(0, 0.3)), so that
+    unknown lenses degrade gently."""
+    f = cams["focal"].copy()
+    n = len(f)
+    wrong = rng.random(n) < wrong_fraction
+    default = np.array([focal_from_fov((w, h)) for w, h in cams["image_size"]])
+    guess = np.where(rng.random(n) < 0.5, default, f * np.exp(rng.normal(0.0, 0.3, n)))
+    return np.where(wrong, guess, f)
 
 
 def make_batch(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fps: float = 30.0,
@@ -160,13 +170,7 @@ def make_batch(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fp
     size_px = np.ptp(px[..., 1], axis=2).mean(axis=1) + 1.0
     noisy = rng.random(n) < aug["noise_fraction"]
     px = add_noise_2d(rng, px, size_px, noisy, aug)
-    # normalise by the focal length the pipeline would use: mostly the true one, sometimes the default FOV or
-    # a wrong guess, so unknown lenses degrade gently
-    f = cams["focal"].copy()
-    wrong = rng.random(n) < aug["wrong_focal_fraction"]
-    default = np.array([focal_from_fov((w, hh)) for w, hh in cams["image_size"]])
-    guess = np.where(rng.random(n) < 0.5, default, f * np.exp(rng.normal(0.0, 0.3, n)))
-    f = np.where(wrong, guess, f)
+    f = focal_used(rng, cams, aug["wrong_focal_fraction"])
     uv = (px - (cams["image_size"] / 2.0)[:, None, None, :]) / f[:, None, None, None]
     target = hc - hc[:, :, :1]
     if normalisation == "crop":

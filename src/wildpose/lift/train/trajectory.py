@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from wildpose.lift.normalize import focal_from_fov
 from wildpose.lift.train.cameras import project, random_cameras, world_to_camera
 from wildpose.lift.train.data import DEFAULT_SPLIT, ClipSet, load_split
 from wildpose.lift.train.evaluate import NOISE, held_out_segments  # the pose evaluation's 2D noise
-from wildpose.lift.train.loop import DEFAULT_AUG, ACKNOWLEDGEMENT, sample_windows, scale_bones, start_run
+from wildpose.lift.train.loop import (ACKNOWLEDGEMENT, DEFAULT_AUG, focal_used, sample_windows, scale_bones,
+                                     start_run)
 from wildpose.skeleton import COCO_FLIP
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,8 @@ def make_trajectory_batch(rng: np.random.Generator, clips: ClipSet, n: int, fram
     noisy = rng.random(n) < aug["noise_fraction"]
     sd = rng.uniform(*aug["noise_sd"], n) * noisy
     px = _noise_2d(rng, px, sd, aug["outlier_prob"] * noisy, aug["outlier_sd"])
-    f = cams["focal"].copy()
-    wrong = rng.random(n) < aug["wrong_focal_fraction"]
-    default = np.array([focal_from_fov((w, hh)) for w, hh in cams["image_size"]])
-    guess = np.where(rng.random(n) < 0.5, default, f * np.exp(rng.normal(0.0, 0.3, n)))
-    f_used = np.where(wrong, guess, f)
+    f = cams["focal"]
+    f_used = focal_used(rng, cams, aug["wrong_focal_fraction"])
     uv = (px - (cams["image_size"] / 2.0)[:, None, None, :]) / f_used[:, None, None, None]
     target = root.copy()
     # under a focal f' the image of a person at depth z looks like one at depth z f' / f: x and y follow
