@@ -59,6 +59,26 @@ def test_eval_prints_scores_that_match_the_evaluation_functions(mocap_dir, tmp_p
     assert res["pose"]["gt2d"]["frames"] == direct["frames"]
 
 
+def test_eval_by_group_scores_each_held_out_activity(mocap_dir, tmp_path, capsys):
+    """--by-group gives one table per test group (walking, ballet, martial arts), each the same as asking for
+    that group alone; a group outside the split is refused (its clips may be training clips)."""
+    base = ["eval", "--mocap", str(mocap_dir), "--max-clips", "1", "--max-segments", "1", "--no-trajectory",
+            "--cache", str(tmp_path / "cache")]
+    code, out, err = _run(capsys, base + ["--by-group", "--json"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert [r["groups"] for r in res] == [["cmu:03"], ["cmu:05"], ["martial:?"]]
+    code, out, err = _run(capsys, base + ["--groups", "cmu:05", "--json"])
+    alone = json.loads(out)
+    assert alone["groups"] == ["cmu:05"]
+    assert alone["pose"]["gt2d"]["mpjpe_mm"] == pytest.approx(res[1]["pose"]["gt2d"]["mpjpe_mm"], rel=1e-12)
+    assert res[0]["pose"]["gt2d"]["mpjpe_mm"] != res[1]["pose"]["gt2d"]["mpjpe_mm"]
+    code, out, err = _run(capsys, base + ["--by-group"])
+    assert code == 0 and out.count("test split (") == 3
+    code, out, err = _run(capsys, base + ["--groups", "salsa:60"])
+    assert code == 1 and "not in the test split" in err and err.count("\n") == 1
+
+
 def test_eval_on_a_reference_h36m_file(mocap_dir, tmp_path, capsys):
     path = tmp_path / "data_3d_h36m.npz"
     walk = load_clip(mocap_dir / ONE_PER_RIG["asf38"])
@@ -116,7 +136,17 @@ def test_train_overrides_reach_nested_keys_and_bad_ones_fail_in_one_line(mocap_d
     model = load_lifter(tmp_path / "runs" / "tiny" / "best.safetensors")
     assert model.input_normalisation == "crop"
     assert "augment.limb_rotation_sd=15" in model.config["provenance"]["command"]
+    # a final model trained on train + validation ships its last weights, not the best on validation
+    code, out, err = _run(capsys, base + ["--set", 'ship_weights="last"', "--set", "augment.mix_halves=0.5",
+                                          "--ship", str(tmp_path / "ship" / "final")])
+    assert code == 0, err
+    assert load_lifter(tmp_path / "ship" / "final.safetensors").receptive_field == 3
+    shipped = (tmp_path / "ship" / "final.safetensors").read_bytes()
+    assert shipped == (tmp_path / "runs" / "tiny" / "last.safetensors").read_bytes()
     for bad, message in ((["--set", "channels.x=1"], "'channels' is not a section"),
+                         (["--set", 'ship_weights="first"'], "expected \"best\" or \"last\""),
+                         (["--set", 'split.test=["cmu:03"]'], "trains on test groups ['cmu:03']"),
+                         (["--set", 'split.train=["cmu:03","indian:94"]'], "also trained on"),
                          (["--set", "input_normalisation=pixels"], "input_normalisation 'pixels'"),
                          (["--set", "channels"], "expected KEY=VALUE")):
         runs = tmp_path / "bad"

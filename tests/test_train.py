@@ -171,6 +171,39 @@ def test_limb_rotation_makes_new_poses_with_the_same_bones(mocap_dir):
     assert speed(h2) < 1.5 * speed(h) + 1e-3
 
 
+def test_mixing_body_halves_keeps_each_half_real(mocap_dir):
+    from wildpose.lift.train.loop import COCO_ANCHOR, mix_body_halves, sample_windows
+
+    clips = load_split(mocap_dir, ["cmu:03", "cmu:05"], max_clips=4)
+    rng = np.random.default_rng(1)
+    h, c = sample_windows(rng, clips, 128, 27, 30.0)
+    h2, c2 = mix_body_halves(np.random.default_rng(2), h, c, 1.0)
+    np.testing.assert_array_equal(h2[:, :, :7], h[:, :, :7])  # legs and trajectory stay the receiver's
+    lower = COCO_ANCHOR < 7
+    np.testing.assert_array_equal(c2[:, :, lower], c[:, :, lower])
+    # the upper body is another window's, moved rigidly per frame: find its donor by shape
+    upper = np.concatenate([h2[:, :, 7:], c2[:, :, ~lower]], axis=2)
+    def shape(x):  # pairwise distances within the half, relative to the pelvis
+        d = np.concatenate([x, np.zeros_like(x[:, :, :1])], axis=2)
+        return np.linalg.norm(d[:, :, :, None] - d[:, :, None], axis=-1)
+    moved = shape(upper - h2[:, :, :1])
+    originals = shape(np.concatenate([h[:, :, 7:], c[:, :, ~lower]], axis=2) - h[:, :, :1])
+    err = np.abs(moved[:, None] - originals[None]).max(axis=(2, 3, 4))  # (receiver, candidate donor)
+    assert (err.min(axis=1) < 1e-4).all()
+    assert (err.argmin(axis=1) != np.arange(128)).mean() > 0.9  # nearly all from another window
+    # turned so that the donor's shoulders keep their angle to the receiving hips
+    def heading(a, b):
+        d = a - b
+        return np.arctan2(d[..., 0], d[..., 2])
+    donor = err.argmin(axis=1)
+    twist_new = heading(h2[:, :, 14], h2[:, :, 11]) - heading(h2[:, :, 1], h2[:, :, 4])
+    twist_old = heading(h[donor][:, :, 14], h[donor][:, :, 11]) - heading(h[donor][:, :, 1], h[donor][:, :, 4])
+    wrap = lambda a: (a + np.pi) % (2 * np.pi) - np.pi  # noqa: E731
+    assert np.abs(wrap(twist_new - twist_old)).max() < 1e-4
+    h3, c3 = mix_body_halves(np.random.default_rng(2), h, c, 0.0)
+    assert h3 is h and c3 is c
+
+
 torch = pytest.importorskip("torch", reason="torch is not installed (the optional train extra)")
 
 

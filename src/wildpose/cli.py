@@ -330,17 +330,23 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     import json
 
-    from .lift.train.commands import evaluate_models, format_scores, make_sources
+    from .lift.train.commands import evaluate_models, format_scores, make_sources, split_groups
 
     try:
         sources = make_sources(args.mocap, args.h36m, args.mapping)
-        res = evaluate_models(sources, args.split, args.noisy, args.model,
-                              False if args.no_trajectory else args.trajectory, args.max_clips, args.max_segments,
-                              args.cache)
+        if args.by_group and not args.groups:
+            args.groups = split_groups(sources, args.split)
+        results = [evaluate_models(sources, args.split, args.noisy, args.model,
+                                   False if args.no_trajectory else args.trajectory, args.max_clips,
+                                   args.max_segments, args.cache, groups=groups)
+                   for groups in ([[g] for g in args.groups] if args.by_group else [args.groups])]
     except WildposeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(json.dumps(res, indent=2) if args.json else format_scores(res))
+    if args.json:
+        print(json.dumps(results if args.by_group else results[0], indent=2))
+    else:
+        print("\n\n".join(format_scores(res) for res in results))
     return EXIT_OK
 
 
@@ -458,6 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
     traj.add_argument("--trajectory", help="a trajectory model .safetensors (default: the shipped one)")
     traj.add_argument("--no-trajectory", action="store_true", help="skip the root-position scores")
     data(p)
+    p.add_argument("--groups", nargs="+", metavar="GROUP",
+                   help="only these subject groups of the split, e.g. cmu:05 'martial:?' (default: all of it)")
+    p.add_argument("--by-group", action="store_true",
+                   help="one table (or JSON entry) per group; with --groups, per listed group")
     p.add_argument("--max-clips", type=int, help="only the first N clips (a quick check)")
     p.add_argument("--max-segments", type=int, help="only the first N 10-second segments per condition")
     p.add_argument("--cache", metavar="DIR", help="cache the mapped mocap here (faster reruns)")

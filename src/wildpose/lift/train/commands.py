@@ -141,7 +141,8 @@ def train_from_config(config: str | os.PathLike, sources: Sources | None = None,
     sources : the data (default: :func:`make_sources` from the config's ``data``, else the shared mocap).
     name : run name (default: the config's); logs and best weights go to ``runs/NAME/``.
     steps, seconds : replace the config's step count / time budget; threads: torch threads.
-    ship : also copy the best weights to ``SHIP.safetensors`` + ``SHIP.json`` (atomically).
+    ship : also copy the weights to ``SHIP.safetensors`` + ``SHIP.json`` (atomically): the best on
+        validation, or the last ones where the config says ``"ship_weights": "last"``.
     overrides : config keys to replace (e.g. ``{"channels": 128, "augment.limb_rotation_sd": 15}``).
 
     The split is the config's, plus the standard Human3.6M one (train S1 S5 S6 S7 S8, test S9 S11) when
@@ -172,6 +173,18 @@ def train_from_config(config: str | os.PathLike, sources: Sources | None = None,
         if not set(cfg["split"].get(part, [])) & set(sources.groups()):
             raise FormatError(f"no {part} clips: the split's {part} groups {cfg['split'].get(part, [])} match none "
                               f"of the data's groups {sources.groups()[:12]}; set \"split\" in the config", config)
+    # which weights --ship copies: "best" on validation, or "last" for a final model trained on train +
+    # validation clips once the recipe was chosen on validation (nothing held out is left to select on)
+    chosen = cfg.get("ship_weights", "best")
+    if chosen not in ("best", "last"):
+        raise FormatError(f"\"ship_weights\": expected \"best\" or \"last\", got {chosen!r}", config)
+    train_groups = set(cfg["split"].get("train", []))
+    if train_groups & set(cfg["split"].get("test", [])):
+        raise FormatError(f"the split trains on test groups {sorted(train_groups & set(cfg['split']['test']))}: "
+                          "test scores would be on training clips", config)
+    if chosen == "best" and train_groups & set(cfg["split"].get("val", [])):
+        raise FormatError(f"validation groups {sorted(train_groups & set(cfg['split']['val']))} are also trained "
+                          "on: the best on them is not a held-out choice (set \"ship_weights\": \"last\")", config)
     cfg.setdefault("cache_dir", str(Path(runs) / "cache"))
     cfg["command"] = command or f"wildpose train --config {shlex.quote(str(config))}"
     name = name or cfg.get("name", "lifter")
@@ -181,18 +194,21 @@ def train_from_config(config: str | os.PathLike, sources: Sources | None = None,
     else:
         from wildpose.lift.train.loop import train
     summary = dict(train(cfg, sources, run_dir))
-    best = run_dir / "best.json"
+    if chosen == "last" and not (run_dir / "last.json").is_file():
+        raise FormatError("\"ship_weights\": \"last\" needs a pose lifter config (trajectory runs keep only the best)",
+                          config)
+    best = run_dir / f"{chosen}.json"
     if not best.is_file():
         raise FormatError("training wrote no weights (no validation step ran?)", run_dir)
     if not _is_default_cmu(sources):
         _patch_provenance(best, _provenance(sources))
     summary["run_dir"] = str(run_dir)
-    summary["weights"] = str(run_dir / "best.safetensors")
+    summary["weights"] = str(run_dir / f"{chosen}.safetensors")
     if ship is not None:
         from wildpose.atomic import atomic_path
         from wildpose.lift.weights import model_paths
 
-        for src, dst in zip(model_paths(run_dir / "best"), model_paths(ship)):
+        for src, dst in zip(model_paths(run_dir / chosen), model_paths(ship)):
             dst.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(dst) as tmp:
                 shutil.copyfile(src, tmp)
@@ -201,11 +217,20 @@ def train_from_config(config: str | os.PathLike, sources: Sources | None = None,
     return summary
 
 
+def split_groups(sources: Sources, split: str) -> list[str]:
+    """The subject groups of the standard ``split`` that ``sources`` holds, in split order."""
+    from wildpose.lift.train.data import DEFAULT_SPLIT
+
+    have = set(sources.groups())
+    return [g for g in resolve_split(DEFAULT_SPLIT, sources).get(split, []) if g in have]
+
+
 def evaluate_models(sources: Sources, split: str = "test", noisy: bool = False, model: str | None = None,
                     trajectory: str | None | bool = None, max_clips: int | None = None,
                     max_segments: int | None = None, cache_dir: str | os.PathLike | None = None,
-                    progress: Callable[[str], None] | None = None) -> dict:
-    """Held-out scores of a pose lifter (and a trajectory model) on the ``split`` groups of ``sources``.
+                    progress: Callable[[str], None] | None = None, groups: list[str] | None = None) -> dict:
+    """Held-out scores of a pose lifter (and a trajectory model) on the ``split`` groups of ``sources``
+    (only ``groups`` of them where given: one activity or subject at a time).
 
     Each clip at the model's frame rate is cut into 10 s segments, each seen by its own random static camera
     (the evaluation seeds of ``wildpose.lift.train.evaluate`` / ``trajectory``); whole segments are lifted
@@ -226,7 +251,13 @@ def evaluate_models(sources: Sources, split: str = "test", noisy: bool = False, 
     from wildpose.lift.weights import default_model_path, load_lifter
 
     say = progress or (lambda s: None)
-    groups = resolve_split(DEFAULT_SPLIT, sources).get(split, [])
+    in_split = resolve_split(DEFAULT_SPLIT, sources).get(split, [])
+    if groups:
+        outside = [g for g in groups if g not in in_split]
+        if outside:
+            raise FormatError(f"groups {outside} are not in the {split} split ({in_split}): scores on other "
+                              "groups would include training clips", "--groups")
+    groups = list(groups) if groups else in_split
     have = sources.groups()
     if not set(groups) & set(have):
         raise FormatError(f"no {split} clips in the data (split groups {groups}; the data holds {have[:12]})",

@@ -35,6 +35,7 @@ DEFAULT_AUG = {
     "noise_fraction": 0.7, "noise_sd": [0.0, 0.025], "outlier_prob": 0.01, "outlier_sd": 0.15,
     "wrong_focal_fraction": 0.2,
     "limb_rotation_sd": 0.0,  # degrees (rotate_limbs); 0: off
+    "mix_halves": 0.0,  # fraction of windows whose upper body comes from another window (mix_body_halves)
     # calibrated detector noise (wildpose.lift.train.noise; off unless joint_sd is given): per-joint sd as a
     # fraction of the person's pixel height, scaled per window by a log-uniform factor in noise_scale (videos
     # differ in blur and resolution); low-score joints (per-joint rates) get lowscore_sd instead
@@ -135,6 +136,47 @@ def rotate_limbs(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray, s
     return out.astype(h36m.dtype), c.astype(coco.dtype)
 
 
+_UPPER = np.arange(7, 17)  # spine, thorax, neck, head, arms: the half mix_body_halves transplants
+_COCO_UPPER = COCO_ANCHOR >= 7
+
+
+def _heading(h36m: np.ndarray) -> np.ndarray:
+    """(n, T) heading of the hips about world +Y (radians): the angle atan2(x, z) of the left-to-right hip
+    line in the XZ plane, which a rotation by a about +Y increases by a."""
+    d = h36m[:, :, 1] - h36m[:, :, 4]
+    return np.arctan2(d[..., 0], d[..., 2])
+
+
+def mix_body_halves(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray, fraction: float):
+    """New combinations of motion: on ``fraction`` of the windows the upper body (spine up, arms, head) is
+    taken from another window of the batch, turned about the vertical each frame so that its hips face the
+    same way as the receiving legs, and attached at the receiving pelvis. The legs, trajectory and timing stay
+    the receiver's. Held-out motion combines arms and legs in ways the few shared activities do not (a dancer's
+    raised arms over a walking step); both halves stay real, smooth mocap."""
+    n = h36m.shape[0]
+    take = rng.random(n) < fraction
+    if not take.any():
+        return h36m, coco
+    donor = rng.permutation(n)[take]
+    dst_h, dst_c = h36m[take], coco[take]
+    src_h, src_c = h36m[donor], coco[donor]
+    turn = _heading(dst_h) - _heading(src_h)  # (m, T)
+    cos, sin = np.cos(turn), np.sin(turn)
+    zero, one = np.zeros_like(turn), np.ones_like(turn)
+    rot_y = np.stack([np.stack([cos, zero, sin], -1), np.stack([zero, one, zero], -1),
+                      np.stack([-sin, zero, cos], -1)], -2)  # (m, T, 3, 3)
+
+    def transplant(points: np.ndarray) -> np.ndarray:
+        return dst_h[:, :, :1] + np.einsum("mtij,mtkj->mtki", rot_y, points - src_h[:, :, :1])
+
+    h_out, c_out = h36m.copy(), coco.copy()
+    mixed_h, mixed_c = dst_h.copy(), dst_c.copy()
+    mixed_h[:, :, _UPPER] = transplant(src_h[:, :, _UPPER])
+    mixed_c[:, :, _COCO_UPPER] = transplant(src_c[:, :, _COCO_UPPER])
+    h_out[take], c_out[take] = mixed_h, mixed_c
+    return h_out.astype(h36m.dtype), c_out.astype(coco.dtype)
+
+
 def focal_used(rng: np.random.Generator, cams: dict, wrong_fraction: float) -> np.ndarray:
     """(B,) the focal length (pixels) each window is normalised with: the pipeline's, i.e. mostly the true one,
     on ``wrong_fraction`` of windows the default field of view or the true one x exp(N(0, 0.3)), so that
@@ -159,6 +201,8 @@ def make_batch(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fp
     """
     aug = {**DEFAULT_AUG, **(aug or {})}
     h, c = sample_windows(rng, clips, n, frames, fps, aug["time_warp"])
+    if aug.get("mix_halves", 0.0) > 0:
+        h, c = mix_body_halves(rng, h, c, aug["mix_halves"])
     h, c = scale_bones(rng, h, c, aug["global_scale"], aug["bone_scale_sd"])
     if aug.get("limb_rotation_sd", 0.0) > 0:
         h, c = rotate_limbs(rng, h, c, aug["limb_rotation_sd"])
@@ -243,11 +287,11 @@ def start_run(cfg: dict, mocap_dir, run_dir, default_threads: int):
 
 
 def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
-          ship_to: str | os.PathLike | None = None, progress=None) -> dict:
+          progress=None) -> dict:
     """Train a lifter from a config dict (see configs/lifter.json). Returns a summary dict.
 
     Logs ``step, seconds, lr, bn_momentum, train_loss_mm, val_mpjpe_mm`` to run_dir/log.csv, keeps the
-    best-on-validation weights in run_dir/best.* and, if ship_to is given, copies them there at the end.
+    best-on-validation weights in run_dir/best.* and the final ones in run_dir/last.*.
     """
     import torch
 
@@ -330,17 +374,10 @@ def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
                     best = val
                     export(model, cfg, run_dir / "best", {"steps": step, "val_mpjpe_mm_windows": round(val, 1)})
             if last:
+                export(model, cfg, run_dir / "last", {"steps": step, "val_mpjpe_mm_windows": round(val, 1)})
                 break
     summary = {"best_val_mpjpe_mm": best, "seconds": time.time() - t0, "steps": step,
                "windows_per_s": step * bs / (time.time() - t0),
                "train_frames": train_set.n_frames, "val_frames": val_set.n_frames}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    if ship_to is not None:
-        import shutil
-
-        from wildpose.atomic import atomic_path
-        for suffix in (".safetensors", ".json"):
-            with atomic_path(Path(ship_to).with_suffix(suffix)) as tmp:
-                shutil.copyfile(run_dir / f"best{suffix}", tmp)
-                os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the shipped model must be readable by all
     return summary
