@@ -178,6 +178,9 @@ def train_from_config(config: str | os.PathLike, sources: Sources | None = None,
     chosen = cfg.get("ship_weights", "best")
     if chosen not in ("best", "last"):
         raise FormatError(f"\"ship_weights\": expected \"best\" or \"last\", got {chosen!r}", config)
+    if chosen == "last" and is_trajectory_config(cfg):
+        raise FormatError("\"ship_weights\": \"last\" is for pose lifters (trajectory runs keep only the best)",
+                          config)
     train_groups = set(cfg["split"].get("train", []))
     if train_groups & set(cfg["split"].get("test", [])):
         raise FormatError(f"the split trains on test groups {sorted(train_groups & set(cfg['split']['test']))}: "
@@ -194,9 +197,6 @@ def train_from_config(config: str | os.PathLike, sources: Sources | None = None,
     else:
         from wildpose.lift.train.loop import train
     summary = dict(train(cfg, sources, run_dir))
-    if chosen == "last" and not (run_dir / "last.json").is_file():
-        raise FormatError("\"ship_weights\": \"last\" needs a pose lifter config (trajectory runs keep only the best)",
-                          config)
     best = run_dir / f"{chosen}.json"
     if not best.is_file():
         raise FormatError("training wrote no weights (no validation step ran?)", run_dir)
