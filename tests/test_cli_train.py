@@ -136,6 +136,13 @@ def test_train_overrides_reach_nested_keys_and_bad_ones_fail_in_one_line(mocap_d
     model = load_lifter(tmp_path / "runs" / "tiny" / "best.safetensors")
     assert model.input_normalisation == "crop"
     assert "augment.limb_rotation_sd=15" in model.config["provenance"]["command"]
+    # the model records its split: scoring it on a group it trained on is labelled as such
+    assert model.config["provenance"]["split"]["train"] == ["cmu:03"]
+    code, out, err = _run(capsys, ["eval", "--mocap", str(mocap_dir), "--model",
+                                   str(tmp_path / "runs" / "tiny" / "best.safetensors"), "--groups", "cmu:03",
+                                   "--max-clips", "1", "--max-segments", "1", "--no-trajectory"])
+    assert code == 0, err
+    assert out.splitlines()[1] == "NOT HELD OUT: the model trained on cmu:03"
     # a final model trained on train + validation ships its last weights, not the best on validation
     code, out, err = _run(capsys, base + ["--set", 'ship_weights="last"', "--set", "augment.mix_halves=0.5",
                                           "--ship", str(tmp_path / "ship" / "final")])

@@ -268,6 +268,9 @@ def evaluate_models(sources: Sources, split: str = "test", noisy: bool = False, 
     conditions = [("gt2d", False)] + ([("noisy2d", True), ("movenet2d", MOVENET_NOISE)] if noisy else [])
     out: dict[str, Any] = {"split": split, "groups": [g for g in groups if g in have],
                            "model": str(model or default_model_path()), "fps": lifter.fps, "pose": {}}
+    # a model trained on train + val (v4) scored on val is scored on its training clips: say so
+    trained_on = set(lifter.config.get("provenance", {}).get("split", {}).get("train", []))
+    out["trained_on_groups"] = [g for g in out["groups"] if g in trained_on]
     for name, noise in conditions:
         say(f"pose {name}")
         seqs = ev.make_sequences(clips, lifter.fps, noise=noise, max_segments=max_segments)
@@ -295,6 +298,8 @@ def format_scores(res: dict) -> str:
     lines = [f"{res['model']}: {res['split']} split ({', '.join(res['groups'])}), {first['segments']} segments, "
              f"{first['frames']} frames at {res['fps']:g} fps",
              f"{'2D':<14}{'MPJPE':>8}{'P-MPJPE':>9}{'N-MPJPE':>9}{'MPJVE':>8}   mean-pose MPJPE / P-MPJPE"]
+    if res.get("trained_on_groups"):
+        lines.insert(1, f"NOT HELD OUT: the model trained on {', '.join(res['trained_on_groups'])}")
     for k, s in res["pose"].items():
         lines.append(f"{_LABEL[k]:<14}{s['mpjpe_mm']:8.1f}{s['p_mpjpe_mm']:9.1f}{s['n_mpjpe_mm']:9.1f}"
                      f"{s['mpjve_mm']:8.1f}   {s['baseline_mpjpe_mm']:.1f} / {s['baseline_p_mpjpe_mm']:.1f}")
