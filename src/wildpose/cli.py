@@ -334,12 +334,14 @@ def cmd_eval(args) -> int:
 
     try:
         sources = make_sources(args.mocap, args.h36m, args.mapping)
-        if args.by_group and not args.groups:
-            args.groups = split_groups(sources, args.split)
+        if args.by_group:  # one evaluation per group: the listed ones, else every group of the split
+            selections = [[g] for g in (args.groups or split_groups(sources, args.split))]
+        else:
+            selections = [args.groups]
         results = [evaluate_models(sources, args.split, args.noisy, args.model,
                                    False if args.no_trajectory else args.trajectory, args.max_clips,
                                    args.max_segments, args.cache, groups=groups)
-                   for groups in ([[g] for g in args.groups] if args.by_group else [args.groups])]
+                   for groups in selections]
     except WildposeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

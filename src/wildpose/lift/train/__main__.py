@@ -40,7 +40,8 @@ def main(argv=None) -> int:
             args.config, make_sources([args.mocap]) if args.mocap else None, name=args.name, runs=args.runs,
             steps=args.steps, seconds=args.seconds, threads=args.threads,
             ship=ROOT / "src" / "wildpose" / "models" / args.ship_as if args.ship else None,
-            overrides=parse_overrides(args.set), command="python -m wildpose.lift.train " + " ".join(sys.argv[1:] if argv is None else argv))
+            overrides=parse_overrides(args.set),
+            command="python -m wildpose.lift.train " + " ".join(sys.argv[1:] if argv is None else argv))
     except (WildposeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
