@@ -145,6 +145,7 @@ def test_train_overrides_reach_nested_keys_and_bad_ones_fail_in_one_line(mocap_d
     assert out.splitlines()[1] == "NOT HELD OUT: the model trained on cmu:03"
     # a final model trained on train + validation ships its last weights, not the best on validation
     code, out, err = _run(capsys, base + ["--set", 'ship_weights="last"', "--set", "augment.mix_halves=0.5",
+                                          "--set", "augment.mix_limbs=0.5",
                                           "--ship", str(tmp_path / "ship" / "final")])
     assert code == 0, err
     assert load_lifter(tmp_path / "ship" / "final.safetensors").receptive_field == 3

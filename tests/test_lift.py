@@ -253,6 +253,40 @@ def test_model_errors_name_the_file(saved_model, tmp_path):
     assert err.value.path == str(config_path)
 
 
+def test_ensemble_file_averages_its_members(tmp_path):
+    """`wildpose ensemble`: one file whose output is the mean of the members' (flip included); members of
+    another architecture or a broken member are refused naming the file, with nothing written."""
+    from wildpose.lift.weights import combine_lifters
+
+    cfg = make_config([3, 3, 3], 32, normalisation="crop")
+    members = []
+    for seed in (1, 2, 3):
+        save_lifter(tmp_path / f"m{seed}", random_tensors(cfg, seed=seed), cfg)
+        members.append(load_lifter(tmp_path / f"m{seed}"))
+    combine_lifters([tmp_path / "m1.safetensors", tmp_path / "m2.safetensors"], tmp_path / "pair")
+    # an ensemble of an ensemble and a network is flattened to three members
+    combine_lifters([tmp_path / "pair.safetensors", tmp_path / "m3.safetensors"], tmp_path / "three")
+    model = load_lifter(tmp_path / "three")
+    assert model.members == 3 and json.loads((tmp_path / "three.json").read_text())["members"] == 3
+    x = random_track(80) * 0.3
+    for flip in (False, True):
+        want = np.mean([m.predict(x, flip=flip) for m in members], axis=0)
+        np.testing.assert_allclose(model.predict(x, flip=flip), want, atol=1e-5)
+    assert model.flops_per_frame == 3 * members[0].flops_per_frame
+    provenance = json.loads((tmp_path / "three.json").read_text())["provenance"]["members"]
+    assert [m["file"] for m in provenance] == [str(tmp_path / "pair.safetensors"), str(tmp_path / "m3.safetensors")]
+
+    other = make_config([3, 3, 3], 32, causal=True, normalisation="crop")
+    save_lifter(tmp_path / "causal", random_tensors(other), other)
+    with pytest.raises(ModelError, match="causal") as err:
+        combine_lifters([tmp_path / "m1.safetensors", tmp_path / "causal.safetensors"], tmp_path / "bad")
+    assert err.value.path == str(tmp_path / "causal.safetensors")
+    (tmp_path / "m2.safetensors").write_bytes(b"broken")
+    with pytest.raises(ModelError, match="sha256"):
+        combine_lifters([tmp_path / "m1.safetensors", tmp_path / "m2.safetensors"], tmp_path / "bad")
+    assert not list(tmp_path.glob("bad*"))
+
+
 def test_save_refuses_inconsistent_tensors(tmp_path):
     cfg = make_config([3, 3, 3], 16)
     with pytest.raises(ValueError, match="shape"):

@@ -204,6 +204,33 @@ def test_mixing_body_halves_keeps_each_half_real(mocap_dir):
     assert h3 is h and c3 is c
 
 
+def test_mixing_limbs_keeps_joint_angles_of_a_real_limb(mocap_dir):
+    from wildpose.lift.train.loop import COCO_ANCHOR, _segment_frames, mix_limbs, sample_windows
+
+    clips = load_split(mocap_dir, ["cmu:03", "cmu:05"], max_clips=4)
+    h, c = sample_windows(np.random.default_rng(1), clips, 96, 27, 30.0)
+    h2, c2 = mix_limbs(np.random.default_rng(2), h, c, 1.0)
+    roots = [0, 1, 4, 7, 8, 9, 10, 11, 14]  # trunk, head, hips and shoulders stay the receiver's
+    np.testing.assert_array_equal(h2[:, :, roots], h[:, :, roots])
+    np.testing.assert_array_equal(c2[:, :, :7], c[:, :, :7])
+    np.testing.assert_array_equal(c2[:, :, 11:13], c[:, :, 11:13])
+    for root, below, seg in ((11, [12, 13], "thorax"), (1, [2, 3], "pelvis")):
+        # the new limb, seen from the receiver's trunk, is some window's limb seen from its own trunk
+        local = lambda hh: np.einsum("ntji,ntkj->ntki", _segment_frames(hh, seg),  # noqa: E731
+                                     hh[:, :, below] - hh[:, :, root:root + 1])
+        err = np.abs(local(h2)[:, None] - local(h)[None]).max(axis=(2, 3, 4))  # (receiver, donor)
+        assert (err.min(axis=1) < 1e-4).all()
+        assert (err.argmin(axis=1) != np.arange(96)).mean() > 0.9
+        # COCO points of the limb moved with it: same offsets from their H36M joints as the donor's
+        k = np.flatnonzero(np.isin(COCO_ANCHOR, below))
+        donor = err.argmin(axis=1)
+        np.testing.assert_allclose(np.linalg.norm(c2[:, :, k] - h2[:, :, COCO_ANCHOR[k]], axis=-1),
+                                   np.linalg.norm(c[donor][:, :, k] - h[donor][:, :, COCO_ANCHOR[k]], axis=-1),
+                                   atol=1e-5)
+    h3, c3 = mix_limbs(np.random.default_rng(2), h, c, 0.0)
+    np.testing.assert_array_equal(h3, h)
+
+
 torch = pytest.importorskip("torch", reason="torch is not installed (the optional train extra)")
 
 

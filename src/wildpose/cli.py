@@ -327,6 +327,20 @@ def cmd_train(args) -> int:
     return EXIT_OK
 
 
+def cmd_ensemble(args) -> int:
+    from .lift.weights import combine_lifters
+
+    def work(out: Path) -> str:
+        path = combine_lifters(args.models, out, {"command": "wildpose ensemble " + " ".join(
+            [*args.models, "-o", str(out)])})
+        return f"{out}: the mean of {len(args.models)} lifters -> {path}"
+
+    if len(args.models) < 2:
+        print("error: ensemble: give two models or more", file=sys.stderr)
+        return EXIT_FAILED
+    return _for_each([Path(args.output)], work, args.quiet)
+
+
 def cmd_eval(args) -> int:
     import json
 
@@ -457,6 +471,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ship", metavar="PATH", help="also copy the best weights to PATH.safetensors + PATH.json")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("ensemble", help="several lifters of one architecture -> one model averaging them")
+    p.add_argument("models", nargs="+", help="lifter .safetensors files (their .json beside them)")
+    p.add_argument("-o", "--output", required=True, help="the .safetensors to write (and its .json)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("eval", help="held-out 3D error of a lifter (and trajectory model) on mocap")
     p.add_argument("--split", choices=("test", "val"), default="test")

@@ -69,6 +69,10 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(causal, bool):
         raise ValueError(f"causal: expected true or false, got {causal!r}")
     cfg["causal"] = causal
+    members = cfg.get("members", 1)
+    if not isinstance(members, int) or isinstance(members, bool) or members < 1:
+        raise ValueError(f"members: expected a positive integer (networks averaged), got {members!r}")
+    cfg["members"] = members
     if cfg["input_normalisation"] not in NORMALISATIONS:
         raise ValueError(f"input_normalisation: expected one of {NORMALISATIONS}, got {cfg['input_normalisation']!r}")
     for key, default in (("fps", None), ("bn_eps", DEFAULT_BN_EPS)):
@@ -84,8 +88,21 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def member_prefixes(config: Mapping[str, Any]) -> list[str]:
+    """Tensor-name prefixes of the member networks: ``[""]`` for one network (the reference's naming),
+    ``["members.0.", "members.1.", ...]`` for an ensemble."""
+    n = int(config.get("members", 1))
+    return [""] if n == 1 else [f"members.{i}." for i in range(n)]
+
+
 def expected_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Tensor name -> shape for a (validated) config, in the reference's state-dict naming."""
+    """Tensor name -> shape for a (validated) config, in the reference's state-dict naming (each name
+    behind its member's prefix in an ensemble, see :func:`member_prefixes`)."""
+    one = _network_shapes(config)
+    return {prefix + name: shape for prefix in member_prefixes(config) for name, shape in one.items()}
+
+
+def _network_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     widths, c = config["filter_widths"], config["channels"]
     shapes: dict[str, tuple[int, ...]] = {"expand_conv.weight": (c, config["in_joints"] * 2, widths[0])}
     bn_names = ["expand_bn"]
@@ -158,6 +175,42 @@ class _Layer:
         return out.reshape(b, out_len, -1)
 
 
+class _Network:
+    """One member network, batch norm folded: the expanding layer, the residual blocks, the shrink layer."""
+
+    def __init__(self, config: Mapping[str, Any], tensors: Mapping[str, np.ndarray], prefix: str = ""):
+        eps, widths = config["bn_eps"], config["filter_widths"]
+        t = {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}
+        w, b = _fold(t["expand_conv.weight"], t, "expand_bn", eps)
+        self.expand = _Layer(w, b, 1, relu=True)
+        self.blocks: list[tuple[_Layer, _Layer]] = []
+        dilation = widths[0]
+        for i, width in enumerate(widths[1:]):
+            w, b = _fold(t[f"layers_conv.{2 * i}.weight"], t, f"layers_bn.{2 * i}", eps)
+            wide = _Layer(w, b, dilation, relu=True)
+            w, b = _fold(t[f"layers_conv.{2 * i + 1}.weight"], t, f"layers_bn.{2 * i + 1}", eps)
+            self.blocks.append((wide, _Layer(w, b, 1, relu=True)))
+            dilation *= width
+        self.shrink = _Layer(np.asarray(t["shrink.weight"], np.float64), np.asarray(t["shrink.bias"], np.float64),
+                             1, relu=False)
+
+    def layers(self) -> list[_Layer]:
+        return [self.expand, *(layer for block in self.blocks for layer in block), self.shrink]
+
+    def __call__(self, x: np.ndarray, causal: bool) -> np.ndarray:
+        """(B, L, J_in*2) float32, already padded -> (B, L - field + 1, J_out*3)."""
+        x = self.expand(x)
+        for wide, pointwise in self.blocks:
+            half = wide.span // 2
+            # the skip path keeps the frames the block's output is aligned with: the centre of each
+            # window, or (causal) its last frame, so no output depends on a later input
+            skip = x[:, wide.span:] if causal else x[:, half:x.shape[1] - half]
+            y = pointwise(wide(x))
+            y += skip
+            x = y
+        return self.shrink(x)
+
+
 def _fold(weight: np.ndarray, tensors: Mapping[str, np.ndarray], bn: str, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """Fold eval-mode batch norm ``bn`` into a bias-free convolution ``weight`` (C_out, C_in, w); float64."""
     gamma = np.asarray(tensors[f"{bn}.weight"], np.float64)
@@ -187,20 +240,7 @@ class TemporalModel:
     def __init__(self, config: Mapping[str, Any], tensors: Mapping[str, np.ndarray]):
         self.config = validate_config(config)
         check_tensors(self.config, tensors)
-        cfg, eps = self.config, self.config["bn_eps"]
-        widths = cfg["filter_widths"]
-        w, b = _fold(tensors["expand_conv.weight"], tensors, "expand_bn", eps)
-        self._expand = _Layer(w, b, 1, relu=True)
-        self._blocks: list[tuple[_Layer, _Layer]] = []
-        dilation = widths[0]
-        for i, width in enumerate(widths[1:]):
-            w, b = _fold(tensors[f"layers_conv.{2 * i}.weight"], tensors, f"layers_bn.{2 * i}", eps)
-            wide = _Layer(w, b, dilation, relu=True)
-            w, b = _fold(tensors[f"layers_conv.{2 * i + 1}.weight"], tensors, f"layers_bn.{2 * i + 1}", eps)
-            self._blocks.append((wide, _Layer(w, b, 1, relu=True)))
-            dilation *= width
-        self._shrink = _Layer(np.asarray(tensors["shrink.weight"], np.float64),
-                              np.asarray(tensors["shrink.bias"], np.float64), 1, relu=False)
+        self._networks = [_Network(self.config, tensors, prefix) for prefix in member_prefixes(self.config)]
 
     # -- properties -------------------------------------------------------------------------------------------
     @property
@@ -234,28 +274,32 @@ class TemporalModel:
         """Multiply-adds x 2 per output frame of one pass (no flip), ignoring the padding overhead."""
         return sum(2 * layer.matrix.size for layer in self._layers())
 
+    @property
+    def members(self) -> int:
+        """Networks whose outputs are averaged (1 unless the file is an ensemble)."""
+        return len(self._networks)
+
     def _layers(self) -> list[_Layer]:
-        return [self._expand, *(layer for block in self._blocks for layer in block), self._shrink]
+        return [layer for net in self._networks for layer in net.layers()]
 
     def __repr__(self) -> str:
         cfg = self.config
+        ens = f", members={self.members}" if self.members > 1 else ""
         return (f"TemporalModel(filter_widths={cfg['filter_widths']}, channels={cfg['channels']}, "
-                f"causal={cfg['causal']}, fps={cfg['fps']:g}, input_normalisation={cfg['input_normalisation']!r})")
+                f"causal={cfg['causal']}, fps={cfg['fps']:g}, input_normalisation={cfg['input_normalisation']!r}"
+                f"{ens})")
 
     # -- inference --------------------------------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """The network on already-padded input: (B, L, J_in*2) -> (B, L - field + 1, J_out*3), float32."""
+        """The network (the mean of the member networks) on already-padded input:
+        (B, L, J_in*2) -> (B, L - field + 1, J_out*3), float32."""
         x = np.ascontiguousarray(x, np.float32)
-        x = self._expand(x)
-        for wide, pointwise in self._blocks:
-            half = wide.span // 2
-            # the skip path keeps the frames the block's output is aligned with: the centre of each
-            # window, or (causal) its last frame, so no output depends on a later input
-            skip = x[:, wide.span:] if self.causal else x[:, half:x.shape[1] - half]
-            y = pointwise(wide(x))
-            y += skip
-            x = y
-        return self._shrink(x)
+        out = self._networks[0](x, self.causal)
+        for net in self._networks[1:]:
+            out += net(x, self.causal)
+        if self.members > 1:
+            out *= np.float32(1.0 / self.members)
+        return out
 
     def default_chunk_frames(self, batch: int = 1) -> int:
         """Output frames per chunk: the largest temporary near 32 MiB, and at least 4 receptive fields."""

@@ -100,6 +100,17 @@ def load_lifter(path: str | os.PathLike | None = None) -> TemporalModel:
         naming the file, if a file is missing or unreadable, the checksum differs from the config's sha256,
         the config is invalid, or the tensors do not match it.
     """
+    config, tensors, weights_path, json_path = _read_checked(path)
+    try:
+        model = TemporalModel(config, tensors)
+    except ValueError as exc:
+        raise ModelError(f"weights do not match {json_path.name}: {exc}", weights_path) from None
+    log.debug("loaded %s from %s", model, weights_path)
+    return model
+
+
+def _read_checked(path) -> tuple[dict[str, Any], dict[str, np.ndarray], Path, Path]:
+    """A lifter's config and raw tensors, checksum verified: (config, tensors, weights path, json path)."""
     shipped = path is None or _is_shipped_name(path)
     if shipped:
         path = default_model_path() if path is None else default_model_path().with_name(f"lifter_{path}.safetensors")
@@ -117,13 +128,52 @@ def load_lifter(path: str | os.PathLike | None = None) -> TemporalModel:
     if sha != config["sha256"].lower():
         raise ModelError(f"sha256 {sha} differs from {config['sha256']} in {json_path.name}: the file is "
                          "corrupt or does not belong with this config", weights_path)
-    tensors = _read_tensors(weights_path)
-    try:
-        model = TemporalModel(config, tensors)
-    except ValueError as exc:
-        raise ModelError(f"weights do not match {json_path.name}: {exc}", weights_path) from None
-    log.debug("loaded %s from %s", model, weights_path)
-    return model
+    return config, _read_tensors(weights_path), weights_path, json_path
+
+
+# what members of an ensemble must share: they see the same input and their outputs are averaged
+_ENSEMBLE_KEYS = ("filter_widths", "channels", "causal", "in_joints", "out_joints", "in_layout", "out_layout",
+                  "input_normalisation", "fps", "bn_eps")
+
+
+def combine_lifters(paths: list[str | os.PathLike], out: str | os.PathLike,
+                    provenance: Mapping[str, Any] | None = None) -> Path:
+    """Write an ensemble of lifters as one model file whose output is the mean of theirs.
+
+    The members are independently trained networks of one architecture (same config keys in
+    ``_ENSEMBLE_KEYS``); their errors are partly independent, so the mean is more accurate than each (see
+    docs/MODEL.md). Tensors are stored as ``members.I.NAME``; members that are ensembles are flattened.
+
+    Raises
+    ------
+    ModelError
+        naming the file, if a member cannot be read or differs from the first in architecture or input.
+    """
+    if len(paths) < 2:
+        raise ValueError("combine_lifters: needs two models or more")
+    first: dict[str, Any] | None = None
+    tensors: dict[str, np.ndarray] = {}
+    sources = []
+    for path in paths:
+        config, member_tensors, weights_path, _ = _read_checked(path)
+        if first is None:
+            first = config
+        differs = [k for k in _ENSEMBLE_KEYS if config.get(k) != first.get(k)]
+        if differs:
+            raise ModelError(f"cannot be averaged with {paths[0]}: different {', '.join(differs)}", weights_path)
+        from wildpose.lift.model import member_prefixes
+
+        for prefix in member_prefixes(config):
+            index = sum(1 for k in tensors if k.endswith(".shrink.bias"))
+            for name, value in member_tensors.items():
+                if name.startswith(prefix):
+                    tensors[f"members.{index}.{name[len(prefix):]}"] = value
+        sources.append({"file": str(path), "sha256": config["sha256"],
+                        "provenance": config.get("provenance", {})})
+    config = {k: v for k, v in first.items() if k not in ("sha256", "provenance")}
+    config["members"] = sum(1 for k in tensors if k.endswith(".shrink.bias"))
+    config["provenance"] = {**(provenance or {}), "members": sources}
+    return save_lifter(out, tensors, config)
 
 
 def _read_tensors(path: Path) -> dict[str, np.ndarray]:

@@ -36,6 +36,7 @@ DEFAULT_AUG = {
     "wrong_focal_fraction": 0.2,
     "limb_rotation_sd": 0.0,  # degrees (rotate_limbs); 0: off
     "mix_halves": 0.0,  # fraction of windows whose upper body comes from another window (mix_body_halves)
+    "mix_limbs": 0.0,  # per limb, the fraction of windows where it comes from another window (mix_limbs)
     # calibrated detector noise (wildpose.lift.train.noise; off unless joint_sd is given): per-joint sd as a
     # fraction of the person's pixel height, scaled per window by a log-uniform factor in noise_scale (videos
     # differ in blur and resolution); low-score joints (per-joint rates) get lowscore_sd instead
@@ -177,6 +178,53 @@ def mix_body_halves(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray
     return h_out.astype(h36m.dtype), c_out.astype(coco.dtype)
 
 
+# (limb root joint, joints below it, parent segment) for mix_limbs; segments are "thorax" (shoulder line,
+# spine to thorax) and "pelvis" (hip line, pelvis to spine)
+_LIMBS = ((11, (12, 13), "thorax"), (14, (15, 16), "thorax"), (4, (5, 6), "pelvis"), (1, (2, 3), "pelvis"))
+
+
+def _segment_frames(h36m: np.ndarray, segment: str) -> np.ndarray:
+    """(n, T, 3, 3) orthonormal frames (columns: left-to-right, up, forward) of the thorax or the pelvis."""
+    if segment == "thorax":
+        lateral, up = h36m[:, :, 14] - h36m[:, :, 11], h36m[:, :, 8] - h36m[:, :, 7]
+    else:
+        lateral, up = h36m[:, :, 1] - h36m[:, :, 4], h36m[:, :, 7] - h36m[:, :, 0]
+    x = lateral / (np.linalg.norm(lateral, axis=-1, keepdims=True) + 1e-9)
+    z = np.cross(x, up)
+    z /= np.linalg.norm(z, axis=-1, keepdims=True) + 1e-9
+    return np.stack([x, np.cross(z, x), z], axis=-1)
+
+
+def mix_limbs(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray, fraction: float):
+    """New combinations of limb motion: each limb (either arm, either leg) independently, on ``fraction`` of
+    the windows, comes from another window of the batch: its elbow and wrist (knee and ankle) keep their pose
+    relative to the donor's thorax (pelvis) and are attached at the receiver's shoulder (hip) in the
+    receiver's thorax (pelvis) frame, each frame. Joint angles stay a real person's; what is new is which arm
+    moves with which leg, the asymmetric poses held-out dance and martial arts are made of."""
+    n = h36m.shape[0]
+    h_out, c_out = h36m.astype(np.float64), coco.astype(np.float64)
+    frames = {seg: _segment_frames(h36m, seg) for seg in ("thorax", "pelvis")}
+    for root, below, seg in _LIMBS:
+        take = np.flatnonzero(rng.random(n) < fraction)
+        if not len(take):
+            continue
+        donor = rng.integers(0, n, len(take))
+        # receiver frame x donor frame transposed: the donor limb's pose in the receiver's body
+        turn = np.einsum("mtij,mtkj->mtik", frames[seg][take], frames[seg][donor])
+        below = list(below)
+        src_h = h36m[donor][:, :, below] - h36m[donor][:, :, root:root + 1]
+        moved = h36m[take][:, :, root:root + 1] + np.einsum("mtij,mtkj->mtki", turn, src_h)
+        tmp = h_out[take]
+        tmp[:, :, below] = moved
+        h_out[take] = tmp
+        coco_idx = np.flatnonzero(np.isin(COCO_ANCHOR, below))
+        src_c = coco[donor][:, :, coco_idx] - h36m[donor][:, :, root:root + 1]
+        tmp = c_out[take]
+        tmp[:, :, coco_idx] = h36m[take][:, :, root:root + 1] + np.einsum("mtij,mtkj->mtki", turn, src_c)
+        c_out[take] = tmp
+    return h_out.astype(h36m.dtype), c_out.astype(coco.dtype)
+
+
 def focal_used(rng: np.random.Generator, cams: dict, wrong_fraction: float) -> np.ndarray:
     """(B,) the focal length (pixels) each window is normalised with: the pipeline's, i.e. mostly the true one,
     on ``wrong_fraction`` of windows the default field of view or the true one x exp(N(0, 0.3)), so that
@@ -203,6 +251,8 @@ def make_batch(rng: np.random.Generator, clips: ClipSet, n: int, frames: int, fp
     h, c = sample_windows(rng, clips, n, frames, fps, aug["time_warp"])
     if aug.get("mix_halves", 0.0) > 0:
         h, c = mix_body_halves(rng, h, c, aug["mix_halves"])
+    if aug.get("mix_limbs", 0.0) > 0:
+        h, c = mix_limbs(rng, h, c, aug["mix_limbs"])
     h, c = scale_bones(rng, h, c, aug["global_scale"], aug["bone_scale_sd"])
     if aug.get("limb_rotation_sd", 0.0) > 0:
         h, c = rotate_limbs(rng, h, c, aug["limb_rotation_sd"])
