@@ -18,7 +18,7 @@ import pytest
 from wildpose.errors import FormatError
 from wildpose.formats.safe_pickle import write_npz
 from wildpose.lift.train.bvh import read_bvh
-from wildpose.lift.train.data import load_split
+from wildpose.lift.train.data import load_split, loader_tag
 from wildpose.lift.train.rigs import detect_rig, facing_check, load_clip
 from wildpose.lift.train.sources import (H36M32_NAMES, H36M32_TO_17, MAPPINGS_DIR, Sources, load_clip_with,
                                          load_h36m_clips, load_mapping, map_bvh_with, parse_mapping,
@@ -119,6 +119,17 @@ def test_any_skeleton_through_a_mapping(mocap_dir, tmp_path):
     assert clips.names == ["subjectA/take1.bvh"] and clips.n_frames == len(ref.h36m)  # 60 fps: no resampling
     again = sources.load_split(["subjectA:?"], cache_dir=tmp_path / "cache")  # from the cache
     np.testing.assert_array_equal(again.h36m, clips.h36m)
+    # a changed file is read again, not served from the cache (keys hold size and time, and the loader's hash)
+    (folder / "take1.bvh").write_text(text + "\n")  # same motion, another size and time
+    os.utime(folder / "take1.bvh", (1e9, 1e9))
+    cached = sorted((tmp_path / "cache").rglob("*.npz"))
+    assert len(cached) == 1 and "mapped" in cached[0].parts and cached[0].parent.name == loader_tag(
+        "".join(m.source for m in sources.mappings))
+    with np.load(cached[0]) as z:
+        np.savez(cached[0], h36m=z["h36m"] + 1.0, coco=z["coco"])  # a stale entry under the old key
+    fresh = sources.load_split(["subjectA:?"], cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(fresh.h36m, clips.h36m)
+    assert len(sorted((tmp_path / "cache").rglob("*.npz"))) == 2
 
 
 def test_mapping_errors_name_the_file_and_joint(mocap_dir, tmp_path):

@@ -7,6 +7,8 @@ that folder and subjects 1, 2, 6, 7 are all in the training split.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import logging
 import os
 from dataclasses import dataclass
@@ -85,6 +87,32 @@ def _to_base_fps(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
     return ((1 - a) * clip.h36m[i0] + a * clip.h36m[i1], (1 - a) * clip.coco[i0] + a * clip.coco[i1])
 
 
+def loader_tag(extra: str = "") -> str:
+    """A short hash of the code that turns BVH files into joints (and ``extra``, e.g. mapping files): cached
+    clips live under it, so a change to a joint definition never mixes old and new data in one run."""
+    from wildpose.lift.train import bvh, rigs, sources
+
+    digest = hashlib.sha1(extra.encode())
+    for module in (bvh, rigs, sources):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(inspect.getsource(_to_base_fps).encode())
+    return digest.hexdigest()[:10]
+
+
+def cache_name(path: Path, root: str | os.PathLike) -> str:
+    """Cache file name of a BVH file: its path under the root, plus its size and modification time."""
+    st = path.stat()
+    return f"{str(path.relative_to(root)).replace(os.sep, '__')}.{st.st_size}-{int(st.st_mtime)}.npz"
+
+
+def write_cache(path: Path, h36m: np.ndarray, coco: np.ndarray) -> None:
+    from wildpose.atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, h36m=h36m, coco=coco)
+
+
 def load_split(mocap_dir: str | os.PathLike, groups: list[str], max_clips: int | None = None,
                cache_dir: str | os.PathLike | None = None) -> ClipSet:
     """Load every clip whose subject group is in ``groups`` (optionally the first ``max_clips``).
@@ -98,17 +126,16 @@ def load_split(mocap_dir: str | os.PathLike, groups: list[str], max_clips: int |
     if max_clips is not None:
         items = items[:max_clips]
     h, c, lens, names, subs = [], [], [], [], []
+    folder = Path(cache_dir) / f"rigs-{loader_tag()}" if cache_dir else None
     for p, s in items:
-        cached = Path(cache_dir) / (str(p.relative_to(mocap_dir)).replace(os.sep, "__") + ".npz") \
-            if cache_dir else None
+        cached = folder / cache_name(p, mocap_dir) if folder is not None else None
         if cached is not None and cached.is_file():
             with np.load(cached) as z:
                 hh, cc = z["h36m"], z["coco"]
         else:
             hh, cc = _to_base_fps(load_clip(p, s))
             if cached is not None:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                np.savez(cached, h36m=hh, coco=cc)
+                write_cache(cached, hh, cc)
         h.append(hh)
         c.append(cc)
         lens.append(len(hh))

@@ -32,7 +32,6 @@ with the fixed head offset model of ``rigs.FACE_OFFSETS`` unless the mapping nam
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -513,14 +512,13 @@ class Sources:
 
     def _load_mapped(self, root: Path, groups: list[str], max_clips: int | None,
                      cache_dir: str | os.PathLike | None) -> ClipSet:
-        from wildpose.lift.train.data import list_clips
+        from wildpose.lift.train.data import cache_name, list_clips, loader_tag, write_cache
 
         items = [(p, g) for p, g in list_clips(root) if g in groups][:max_clips]
-        tag = hashlib.sha1("".join(m.source for m in self.mappings).encode()).hexdigest()[:10]
+        tag = loader_tag("".join(m.source for m in self.mappings))
         out = []
         for p, g in items:
-            cached = (Path(cache_dir) / "mapped" / tag / (str(p.relative_to(root)).replace(os.sep, "__") + ".npz")
-                      if cache_dir else None)
+            cached = Path(cache_dir) / "mapped" / tag / cache_name(p, root) if cache_dir else None
             if cached is not None and cached.is_file():
                 with np.load(cached) as z:
                     h, c = z["h36m"], z["coco"]
@@ -528,11 +526,7 @@ class Sources:
                 bvh = read_bvh(p)
                 h, c = _to_base_fps(map_bvh_with(bvh, self._mapping_for(bvh, p), str(p), g))
                 if cached is not None:
-                    from wildpose.atomic import atomic_path
-
-                    cached.parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_path(cached) as tmp, open(tmp, "wb") as fh:
-                        np.savez(fh, h36m=h, coco=c)
+                    write_cache(cached, h, c)
             out.append((str(p.relative_to(root)), g, h, c))
         return _clipset(out)
 
