@@ -275,6 +275,13 @@ def test_ensemble_file_averages_its_members(tmp_path):
     assert model.flops_per_frame == 3 * members[0].flops_per_frame
     provenance = json.loads((tmp_path / "three.json").read_text())["provenance"]["members"]
     assert [m["file"] for m in provenance] == [str(tmp_path / "pair.safetensors"), str(tmp_path / "m3.safetensors")]
+    # the ensemble trained on whatever any member trained on: `wildpose eval` flags those groups
+    for seed, train in ((4, ["a", "b"]), (5, ["b", "c"])):
+        save_lifter(tmp_path / f"s{seed}", random_tensors(cfg, seed=seed),
+                    {**cfg, "provenance": {"data": "x", "split": {"train": train, "test": ["c", "d"]}}})
+    combine_lifters([tmp_path / "s4.safetensors", tmp_path / "s5.safetensors"], tmp_path / "both")
+    both = json.loads((tmp_path / "both.json").read_text())["provenance"]
+    assert both["split"] == {"train": ["a", "b", "c"], "test": ["d"]} and both["data"] == "x"
 
     other = make_config([3, 3, 3], 32, causal=True, normalisation="crop")
     save_lifter(tmp_path / "causal", random_tensors(other), other)

@@ -172,7 +172,17 @@ def combine_lifters(paths: list[str | os.PathLike], out: str | os.PathLike,
                         "provenance": config.get("provenance", {})})
     config = {k: v for k, v in first.items() if k not in ("sha256", "provenance")}
     config["members"] = sum(1 for k in tensors if k.endswith(".shrink.bias"))
-    config["provenance"] = {**(provenance or {}), "members": sources}
+    # what all members share (data, licence, ...) stays at the top; the split is what any member trained on,
+    # so that `wildpose eval` still marks groups that are not held out for the ensemble
+    shared = {k: v for k, v in sources[0]["provenance"].items()
+              if k != "split" and all(m["provenance"].get(k) == v for m in sources)}
+    splits = [m["provenance"].get("split") for m in sources]
+    merged: dict[str, Any] = {}
+    if all(isinstance(sp, dict) for sp in splits):
+        trained = sorted({g for sp in splits for g in sp.get("train", [])})
+        merged["split"] = {"train": trained,
+                           "test": [g for g in splits[0].get("test", []) if g not in trained]}
+    config["provenance"] = {**shared, **merged, **(provenance or {}), "members": sources}
     return save_lifter(out, tensors, config)
 
 
