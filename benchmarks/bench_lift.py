@@ -8,6 +8,7 @@ copies, bias, ReLU, residuals, padding overlap and Python cost nothing. Best of 
 ``peak MiB``: numpy memory allocated at the peak of one predict call (tracemalloc, untimed run).
 
     python benchmarks/bench_lift.py [--frames 10000] [--repeat 3] [--channels 256 512 1024] [--fields 27 81 243]
+        [--model OTHER.safetensors ...]
 
 Random weights: speed does not depend on the values. Then, if the shipped model is installed, the whole
 ``lift()`` call (normalisation, resampling to the model's rate, flip, resampling back) on the same number of
@@ -65,6 +66,8 @@ def main() -> None:
     parser.add_argument("--channels", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--fields", type=int, nargs="+", default=[27, 81, 243], choices=sorted(WIDTHS))
     parser.add_argument("--chunk", type=int, default=None, help="output frames per chunk (default: automatic)")
+    parser.add_argument("--model", action="append", default=[],
+                        help="also time lift() with this lifter file (repeatable; e.g. an ensemble), after the shipped one")
     args = parser.parse_args()
 
     rng = np.random.default_rng(2)
@@ -94,21 +97,26 @@ def main() -> None:
                       f"{flops / best_model / 1e9:>14.1f} {flops / best_matmul / 1e9:>15.1f} "
                       f"{best_model / best_matmul:>6.2f} {peak:>9.0f}", flush=True)
 
-    try:
-        shipped = load_lifter()
-    except ModelError as exc:
-        print(f"shipped model: not measured ({exc})")
-        return
-    print(f"\nshipped {shipped}: lift() on {args.frames} frames of pixels, best of {args.repeat}")
     pixels = (track * 200 + np.array([320, 240], np.float32)).astype(np.float32)
-    for fps in (shipped.fps, 60.0):
-        for flip in (False, True):
-            best = math.inf
-            for _ in range(args.repeat):
-                start = time.perf_counter()
-                lift(pixels, (640, 480), fps, model=shipped, flip=flip)
-                best = min(best, time.perf_counter() - start)
-            print(f"  input {fps:g} fps, flip {str(flip):>5}: {args.frames / best:,.0f} input frames/s", flush=True)
+    baseline: dict[tuple[float, bool], float] = {}
+    for path in [None, *args.model]:
+        try:
+            lifter = load_lifter(path)
+        except ModelError as exc:
+            print(f"{path or 'shipped model'}: not measured ({exc})")
+            continue
+        print(f"\n{path or 'shipped'} {lifter}: lift() on {args.frames} frames of pixels, best of {args.repeat}")
+        for fps in (lifter.fps, 60.0):
+            for flip in (False, True):
+                best = math.inf
+                for _ in range(args.repeat):
+                    start = time.perf_counter()
+                    lift(pixels, (640, 480), fps, model=lifter, flip=flip)
+                    best = min(best, time.perf_counter() - start)
+                # the first model measured (the shipped one) is the baseline of the others' time ratio
+                ratio = best / baseline.setdefault((fps, flip), best)
+                print(f"  input {fps:g} fps, flip {str(flip):>5}: {args.frames / best:,.0f} input frames/s"
+                      f"  (time x{ratio:.2f} the first model's)", flush=True)
 
 
 if __name__ == "__main__":
