@@ -19,7 +19,8 @@ import numpy as np
 
 from wildpose.atomic import atomic_path
 from wildpose.errors import ModelError
-from wildpose.lift.model import FORMAT_NAME, FORMAT_VERSION, TemporalModel, check_tensors, validate_config
+from wildpose.lift.model import (FORMAT_NAME, FORMAT_VERSION, TemporalModel, check_tensors, member_prefixes,
+                                 validate_config)
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def combine_lifters(paths: list[str | os.PathLike], out: str | os.PathLike,
     first: dict[str, Any] | None = None
     tensors: dict[str, np.ndarray] = {}
     sources = []
+    members = 0
     for path in paths:
         config, member_tensors, weights_path, _ = _read_checked(path)
         if first is None:
@@ -161,17 +163,15 @@ def combine_lifters(paths: list[str | os.PathLike], out: str | os.PathLike,
         differs = [k for k in _ENSEMBLE_KEYS if config.get(k) != first.get(k)]
         if differs:
             raise ModelError(f"cannot be averaged with {paths[0]}: different {', '.join(differs)}", weights_path)
-        from wildpose.lift.model import member_prefixes
-
         for prefix in member_prefixes(config):
-            index = sum(1 for k in tensors if k.endswith(".shrink.bias"))
             for name, value in member_tensors.items():
                 if name.startswith(prefix):
-                    tensors[f"members.{index}.{name[len(prefix):]}"] = value
+                    tensors[f"members.{members}.{name[len(prefix):]}"] = value
+            members += 1
         sources.append({"file": str(path), "sha256": config["sha256"],
                         "provenance": config.get("provenance", {})})
     config = {k: v for k, v in first.items() if k not in ("sha256", "provenance")}
-    config["members"] = sum(1 for k in tensors if k.endswith(".shrink.bias"))
+    config["members"] = members
     # what all members share (data, licence, ...) stays at the top; the split is what any member trained on,
     # so that `wildpose eval` still marks groups that are not held out for the ensemble
     shared = {k: v for k, v in sources[0]["provenance"].items()

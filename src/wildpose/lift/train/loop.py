@@ -212,16 +212,13 @@ def mix_limbs(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray, frac
         # receiver frame x donor frame transposed: the donor limb's pose in the receiver's body
         turn = np.einsum("mtij,mtkj->mtik", frames[seg][take], frames[seg][donor])
         below = list(below)
-        src_h = h36m[donor][:, :, below] - h36m[donor][:, :, root:root + 1]
-        moved = h36m[take][:, :, root:root + 1] + np.einsum("mtij,mtkj->mtki", turn, src_h)
-        tmp = h_out[take]
-        tmp[:, :, below] = moved
-        h_out[take] = tmp
         coco_idx = np.flatnonzero(np.isin(COCO_ANCHOR, below))
-        src_c = coco[donor][:, :, coco_idx] - h36m[donor][:, :, root:root + 1]
-        tmp = c_out[take]
-        tmp[:, :, coco_idx] = h36m[take][:, :, root:root + 1] + np.einsum("mtij,mtkj->mtki", turn, src_c)
-        c_out[take] = tmp
+        src_root, dst_root = h36m[donor][:, :, root:root + 1], h36m[take][:, :, root:root + 1]
+        frames_all = np.arange(h36m.shape[1])
+        h_out[np.ix_(take, frames_all, below)] = dst_root + np.einsum(
+            "mtij,mtkj->mtki", turn, h36m[donor][:, :, below] - src_root)
+        c_out[np.ix_(take, frames_all, coco_idx)] = dst_root + np.einsum(
+            "mtij,mtkj->mtki", turn, coco[donor][:, :, coco_idx] - src_root)
     return h_out.astype(h36m.dtype), c_out.astype(coco.dtype)
 
 
