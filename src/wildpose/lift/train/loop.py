@@ -200,7 +200,8 @@ def mix_limbs(rng: np.random.Generator, h36m: np.ndarray, coco: np.ndarray, frac
     the windows, comes from another window of the batch: its elbow and wrist (knee and ankle) keep their pose
     relative to the donor's thorax (pelvis) and are attached at the receiver's shoulder (hip) in the
     receiver's thorax (pelvis) frame, each frame. Joint angles stay a real person's; what is new is which arm
-    moves with which leg, the asymmetric poses held-out dance and martial arts are made of."""
+    moves with which leg. Measured worse on the held-out test than body-half mixing alone (it breaks the
+    coordination between limbs: docs/MODEL.md "After v4"), so it is off by default."""
     n = h36m.shape[0]
     h_out, c_out = h36m.astype(np.float64), coco.astype(np.float64)
     frames = {seg: _segment_frames(h36m, seg) for seg in ("thorax", "pelvis")}
