@@ -4,6 +4,8 @@ Runs ``wildpose.pipeline.process_video`` (shipped detector, tracker and lifter, 
 video and prints one table of ``wildpose.quality.summarize``: overall values are averages over tracks weighted
 by their frames. The same tracks are lifted again two other ways, as baselines measured in the same process:
 
+- ``no refine``: ``refine=False`` (the network's raw poses, without ``wildpose.lift.refine``; reprojection
+  favours the refined poses by construction, since they are pulled onto the keypoints);
 - ``no flip``: ``flip=False`` (no test-time flip averaging);
 - ``static``: every frame lifted on its own (a one-frame track, which the lifter's edge padding turns into a
   motionless 27-frame window): the same network without temporal context.
@@ -107,7 +109,7 @@ def main(argv=None) -> int:
         print(f"skipped: {', '.join(map(str, missing))} absent (the shared data is not next to this checkout)")
         return 0
     model = load_lifter(args.model)
-    header = (f"{'video':<20} {'variant':<8} {'tracks':>6} {'frames':>6} {'CV med':>7} {'CV worst':>8} "
+    header = (f"{'video':<20} {'variant':<9} {'tracks':>6} {'frames':>6} {'CV med':>7} {'CV worst':>8} "
               f"{'<=5% med':>8} {'<=5% all':>8} {'reproj px':>9} {'% height':>8} {'3D m/s2':>8} "
               f"{'2D px/s2':>9} {'3D/2D rel':>9} {'seconds':>7}")
     lines, posture = [], []
@@ -118,6 +120,9 @@ def main(argv=None) -> int:
         tracks = Tracks(result.keypoints_2d, result.track_ids, result.interpolated, result.timestamps)
         variants = [("shipped", result, seconds)]
         start = time.perf_counter()
+        raw = lift_tracks(tracks, info.image_size, info.fps, model=model, refine=False)
+        variants.append(("no refine", relift(result, raw), time.perf_counter() - start))
+        start = time.perf_counter()
         no_flip = lift_tracks(tracks, info.image_size, info.fps, model=model, flip=False)
         variants.append(("no flip", relift(result, no_flip), time.perf_counter() - start))
         start = time.perf_counter()
@@ -127,7 +132,7 @@ def main(argv=None) -> int:
             o, t = s["overall"], s["tracks"]
             valid = np.isfinite(t["bone_cv_worst"])
             all_ok = float((t["bone_cv_worst"][valid] <= quality.BONE_CV_TARGET).mean()) if valid.any() else np.nan
-            lines.append(f"{video.name:<20} {name:<8} {o['tracks']:>6} {o['frames']:>6} "
+            lines.append(f"{video.name:<20} {name:<9} {o['tracks']:>6} {o['frames']:>6} "
                          f"{100 * o['bone_cv_median']:>6.1f}% {100 * o['bone_cv_worst']:>7.1f}% "
                          f"{100 * o['share_meeting_bone_cv_target']:>7.0f}% {100 * all_ok:>7.0f}% "
                          f"{o['reprojection_px']:>9.2f} {100 * o['reprojection_rel']:>7.2f}% "

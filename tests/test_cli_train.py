@@ -54,9 +54,17 @@ def test_eval_prints_scores_that_match_the_evaluation_functions(mocap_dir, tmp_p
     # the command reports what the evaluation module computes on the same clips
     model = load_lifter(None)
     clips = load_split(mocap_dir, DEFAULT_SPLIT["test"], 1, tmp_path / "cache")
-    direct = score(numpy_predictor(model), make_sequences(clips, model.fps, max_segments=2))
+    seqs = make_sequences(clips, model.fps, max_segments=2)
+    direct = score(numpy_predictor(model, refine=True), seqs)
+    assert res["refined"] is True
     assert res["pose"]["gt2d"]["mpjpe_mm"] == pytest.approx(direct["mpjpe_mm"], rel=1e-9)
     assert res["pose"]["gt2d"]["frames"] == direct["frames"]
+    # --no-refine scores the network alone: what the refinement changes is visible, not folded in
+    code, out, err = _run(capsys, args + ["--json", "--no-refine", "--no-trajectory"])
+    raw = json.loads(out)
+    assert raw["refined"] is False
+    assert raw["pose"]["gt2d"]["mpjpe_mm"] == pytest.approx(score(numpy_predictor(model), seqs)["mpjpe_mm"], rel=1e-9)
+    assert raw["pose"]["gt2d"]["mpjpe_mm"] != pytest.approx(direct["mpjpe_mm"], abs=0.05)
 
 
 def test_eval_by_group_scores_each_held_out_activity(mocap_dir, tmp_path, capsys):

@@ -70,7 +70,8 @@ def _options(args) -> "RunOptions":
                       focal_length=_focal(args), fov=getattr(args, "fov", None),
                       distortion=getattr(args, "distortion", None), fisheye=getattr(args, "fisheye", None),
                       lifter=getattr(args, "lifter", None),
-                      flip=not getattr(args, "no_flip", False), render=getattr(args, "render", False),
+                      flip=not getattr(args, "no_flip", False), refine=not getattr(args, "no_refine", False),
+                      render=getattr(args, "render", False),
                       export_vp3d=getattr(args, "export_vp3d", False),
                       static_camera=getattr(args, "static_camera", False))
 
@@ -225,7 +226,7 @@ def cmd_lift(args) -> int:
         lines = []
         for name, tracks, fps, size in _read_2d(path, args.fps or 50.0):
             poses = lift_tracks(tracks, size, fps, model=model, intrinsics=_camera(args, size),
-                                flip=not args.no_flip, path=path)
+                                flip=not args.no_flip, path=path, refine=not args.no_refine)
             result = Result(tracks.keypoints_2d, poses, tracks.track_ids, tracks.timestamps, fps, size,
                             tracks.interpolated)
             out = Path(args.output) / Path(name).stem / "poses.npz"  # walk.mp4 -> walk/, as `run` names it
@@ -354,7 +355,7 @@ def cmd_eval(args) -> int:
             selections = [args.groups]
         results = [evaluate_models(sources, args.split, args.noisy, args.model,
                                    False if args.no_trajectory else args.trajectory, args.max_clips,
-                                   args.max_segments, args.cache, groups=groups)
+                                   args.max_segments, args.cache, groups=groups, refine=not args.no_refine)
                    for groups in selections]
     except WildposeError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -402,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--lifter", help="a lifter .safetensors, or 'causal' for the shipped causal (streaming) "
                                         "lifter (default: the shipped symmetric model)")
         p.add_argument("--no-flip", action="store_true", help="skip test-time flip averaging (faster, less accurate)")
+        p.add_argument("--no-refine", action="store_true",
+                       help="keep the network's raw poses: skip pulling them onto the keypoints' rays and steady "
+                            "bone lengths (less accurate on held-out mocap; docs/MODEL.md)")
 
     p = sub.add_parser("run", help="videos -> tracked 3D people (poses.npz), optional render and reference export")
     common(p, "output folder: one subfolder per video")
@@ -482,6 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--noisy", action="store_true", help="also score with noisy and MoveNet-like 2D")
     p.add_argument("--model", help="a lifter .safetensors (default: the shipped one)")
+    p.add_argument("--no-refine", action="store_true",
+                   help="score the network's raw poses, without the test-time refinement `run` applies")
     traj = p.add_mutually_exclusive_group()
     traj.add_argument("--trajectory", help="a trajectory model .safetensors (default: the shipped one)")
     traj.add_argument("--no-trajectory", action="store_true", help="skip the root-position scores")

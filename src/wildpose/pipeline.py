@@ -45,6 +45,7 @@ class RunOptions:
     fisheye: str | tuple[float, ...] | None = None  # or the lens: OpenCV fisheye k1,k2,k3,k4
     lifter: str | None = None  # path to a lifter .safetensors; None: the shipped model
     flip: bool = True  # test-time flip averaging in the lifter
+    refine: bool = True  # pull the lifted poses onto the keypoints' rays and steady bone lengths (lift.refine)
     render: bool = False  # write render.mp4
     export_vp3d: bool = False  # write <stem>.npy, the reference's --viz-export array for the main track
     static_camera: bool = False  # skip the camera-rotation estimate (wildpose.camera_motion): the camera is fixed
@@ -168,7 +169,8 @@ def keypoints_for_lifting(tracks: Tracks, intrinsics, path: str | os.PathLike | 
 
 def lift_tracks(tracks: Tracks, image_size: tuple[int, int], fps: float, *, model=None,
                 focal_length: float | None = None, flip: bool = True, intrinsics=None,
-                path: str | os.PathLike | None = None, keypoints: np.ndarray | None = None) -> np.ndarray:
+                path: str | os.PathLike | None = None, keypoints: np.ndarray | None = None,
+                refine: bool = True) -> np.ndarray:
     """3D poses for every track: (P, T, 17, 3) float32 metres, NaN where the track is absent.
 
     Each contiguous run of a track's frames is lifted on its own, with its own timestamps, so the lifter's
@@ -193,7 +195,7 @@ def lift_tracks(tracks: Tracks, image_size: tuple[int, int], fps: float, *, mode
         for lo, hi in true_runs(present[p]):
             poses[p, lo:hi] = lift(keypoints[p, lo:hi], image_size, fps, focal_length=intrinsics.focal_length,
                                    principal_point=intrinsics.principal_point, model=model,
-                                   timestamps=tracks.timestamps[lo:hi], flip=flip)
+                                   timestamps=tracks.timestamps[lo:hi], flip=flip, refine=refine)
     return poses
 
 
@@ -215,7 +217,7 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
     motion, motion_extras = _camera_motion(estimator, len(tracks.timestamps), path)
     keypoints = keypoints_for_lifting(tracks, intrinsics, path)  # undistorted once, for both networks
     poses = lift_tracks(tracks, info.image_size, info.fps, model=model, intrinsics=intrinsics, flip=options.flip,
-                        keypoints=keypoints)
+                        keypoints=keypoints, refine=options.refine)
     result = Result(keypoints_2d=tracks.keypoints_2d, poses_3d=poses, track_ids=tracks.track_ids,
                     timestamps=tracks.timestamps, fps=info.fps, image_size=info.image_size,
                     interpolated=tracks.interpolated,

@@ -143,12 +143,14 @@ def run_temporal_model(model: TemporalModel | str | os.PathLike, keypoints_2d: n
 def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
          focal_length: float | tuple[float, float] | None = None,
          model: TemporalModel | str | os.PathLike | None = None, timestamps: np.ndarray | None = None,
-         flip: bool = True, principal_point: tuple[float, float] | None = None) -> np.ndarray:
+         flip: bool = True, principal_point: tuple[float, float] | None = None, refine: bool = True) -> np.ndarray:
     """Lift one person's 2D keypoint track to 3D poses.
 
     The track is normalised the way the model was trained ("screen", "focal" or "crop"), resampled in time to the
     model's frame rate (linear interpolation per coordinate on a uniform grid covering the track's time
     span), lifted, and resampled back to the input's timestamps, so the output has one pose per input frame.
+    Then (``refine``) the poses are pulled onto the keypoints' camera rays and towards constant bone lengths
+    (``wildpose.lift.refine``; "focal" and "crop" models, whose inputs are camera rays).
 
     Parameters
     ----------
@@ -171,6 +173,10 @@ def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
         Test-time flip augmentation (about twice the compute, slightly better poses).
     principal_point : (cx, cy), optional
         Pixels; used by "focal" models (default: the image centre, (width / 2, height / 2)).
+    refine : bool
+        Test-time refinement against the keypoints (``wildpose.lift.refine.refine_poses``; keypoint scores,
+        where given, weight it). On held-out mocap it took MPJPE from 60.7 to 55.2 mm with exact 2D and from
+        63.3 to 61.2 mm with noisy 2D (docs/MODEL.md). A causal model is refined causally.
 
     Returns
     -------
@@ -190,5 +196,13 @@ def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
         model = _default_lifter()
     poses = run_temporal_model(model, keypoints_2d, image_size, fps, focal_length=focal_length,
                                timestamps=timestamps, flip=flip, principal_point=principal_point)
+    if refine and model.input_normalisation in ("focal", "crop") and poses.shape[1] == 17:
+        from wildpose.lift.refine import refine_poses
+
+        kp = np.asarray(keypoints_2d, np.float32)
+        rays = normalize_keypoints(kp[..., :2], tuple(image_size), "focal", focal_length, principal_point)
+        times = check_timestamps(timestamps, len(kp), fps)
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float(fps)
+        poses = refine_poses(poses, rays, rate, kp[..., 2] if kp.shape[2] == 3 else None, causal=model.causal)
     poses[:, 0, :] = 0.0
     return poses

@@ -112,9 +112,15 @@ def from_rays(predict: Callable[[np.ndarray], np.ndarray], normalisation: str) -
     raise ValueError(f"held-out sequences are camera rays: cannot evaluate a {normalisation!r} model")
 
 
-def numpy_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
-    """Predict with wildpose.lift.model.TemporalModel (flip averaging on), from rays."""
-    return from_rays(lambda x: model.predict(x, flip=True), model.input_normalisation)
+def numpy_predictor(model, refine: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """Predict with wildpose.lift.model.TemporalModel (flip averaging on), from rays; ``refine``: then
+    refine against the rays as ``wildpose.lift.lift`` does (wildpose.lift.refine, at the model's fps)."""
+    predict = from_rays(lambda x: model.predict(x, flip=True), model.input_normalisation)
+    if not refine or model.input_normalisation not in ("focal", "crop"):
+        return predict
+    from wildpose.lift.refine import refine_poses
+
+    return lambda rays: refine_poses(predict(rays), rays, model.fps, causal=model.causal)
 
 
 def torch_predictor(model, normalisation: str = "focal") -> Callable[[np.ndarray], np.ndarray]:
