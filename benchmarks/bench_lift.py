@@ -11,8 +11,9 @@ copies, bias, ReLU, residuals, padding overlap and Python cost nothing. Best of 
         [--model OTHER.safetensors ...]
 
 Random weights: speed does not depend on the values. Then, if the shipped model is installed, the whole
-``lift()`` call (normalisation, resampling to the model's rate, flip, resampling back) on the same number of
-frames given at the model's rate and at 60 fps; the target is 5,000 frames/s with flip.
+``lift()`` call (normalisation, resampling to the model's rate, flip, resampling back, and with or without the
+test-time refinement, wildpose.lift.refine) on the same number of frames given at the model's rate and at
+60 fps; the target is 5,000 frames/s with flip.
 """
 
 from __future__ import annotations
@@ -108,15 +109,20 @@ def main() -> None:
         print(f"\n{path or 'shipped'} {lifter}: lift() on {args.frames} frames of pixels, best of {args.repeat}")
         for fps in (lifter.fps, 60.0):
             for flip in (False, True):
-                best = math.inf
-                for _ in range(args.repeat):
-                    start = time.perf_counter()
-                    lift(pixels, (640, 480), fps, model=lifter, flip=flip)
-                    best = min(best, time.perf_counter() - start)
-                # the first model measured (the shipped one) is the baseline of the others' time ratio
-                ratio = best / baseline.setdefault((fps, flip), best)
-                print(f"  input {fps:g} fps, flip {str(flip):>5}: {args.frames / best:,.0f} input frames/s"
-                      f"  (time x{ratio:.2f} the first model's)", flush=True)
+                times = {}
+                for refine in (False, True):
+                    best = math.inf
+                    for _ in range(args.repeat):
+                        start = time.perf_counter()
+                        lift(pixels, (640, 480), fps, model=lifter, flip=flip, refine=refine)
+                        best = min(best, time.perf_counter() - start)
+                    times[refine] = best
+                    # the first model measured (the shipped one) is the baseline of the others' time ratio
+                    ratio = best / baseline.setdefault((fps, flip, refine), best)
+                    extra = f", x{best / times[False]:.2f} the time without" if refine else ""
+                    print(f"  input {fps:g} fps, flip {str(flip):>5}, refine {str(refine):>5}: "
+                          f"{args.frames / best:,.0f} input frames/s  (time x{ratio:.2f} the first model's{extra})",
+                          flush=True)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,15 @@ def test_eval_prints_scores_that_match_the_evaluation_functions(mocap_dir, tmp_p
     assert raw["refined"] is False
     assert raw["pose"]["gt2d"]["mpjpe_mm"] == pytest.approx(score(numpy_predictor(model), seqs)["mpjpe_mm"], rel=1e-9)
     assert raw["pose"]["gt2d"]["mpjpe_mm"] != pytest.approx(direct["mpjpe_mm"], abs=0.05)
+    # --unknown-focal: the rays as `run` makes them without --focal (default field of view)
+    from wildpose.lift.train.evaluate import with_default_focal
+
+    code, out, err = _run(capsys, args + ["--json", "--unknown-focal", "--no-trajectory"])
+    guessed = json.loads(out)
+    assert guessed["unknown_focal"] is True
+    expected = score(numpy_predictor(model, refine=True), with_default_focal(seqs))["mpjpe_mm"]
+    assert guessed["pose"]["gt2d"]["mpjpe_mm"] == pytest.approx(expected, rel=1e-9)
+    assert expected != pytest.approx(direct["mpjpe_mm"], abs=0.05)
 
 
 def test_eval_by_group_scores_each_held_out_activity(mocap_dir, tmp_path, capsys):

@@ -355,7 +355,8 @@ def cmd_eval(args) -> int:
             selections = [args.groups]
         results = [evaluate_models(sources, args.split, args.noisy, args.model,
                                    False if args.no_trajectory else args.trajectory, args.max_clips,
-                                   args.max_segments, args.cache, groups=groups, refine=not args.no_refine)
+                                   args.max_segments, args.cache, groups=groups, refine=not args.no_refine,
+                                   unknown_focal=args.unknown_focal)
                    for groups in selections]
     except WildposeError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -488,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a lifter .safetensors (default: the shipped one)")
     p.add_argument("--no-refine", action="store_true",
                    help="score the network's raw poses, without the test-time refinement `run` applies")
+    p.add_argument("--unknown-focal", action="store_true",
+                   help="normalise the 2D with the default field of view, not each camera's focal length "
+                        "(as `run` without --focal/--fov)")
     traj = p.add_mutually_exclusive_group()
     traj.add_argument("--trajectory", help="a trajectory model .safetensors (default: the shipped one)")
     traj.add_argument("--no-trajectory", action="store_true", help="skip the root-position scores")

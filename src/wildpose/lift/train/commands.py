@@ -229,13 +229,15 @@ def evaluate_models(sources: Sources, split: str = "test", noisy: bool = False, 
                     trajectory: str | None | bool = None, max_clips: int | None = None,
                     max_segments: int | None = None, cache_dir: str | os.PathLike | None = None,
                     progress: Callable[[str], None] | None = None, groups: list[str] | None = None,
-                    refine: bool = True) -> dict:
+                    refine: bool = True, unknown_focal: bool = False) -> dict:
     """Held-out scores of a pose lifter (and a trajectory model) on the ``split`` groups of ``sources``
     (only ``groups`` of them where given: one activity or subject at a time).
 
     Each clip at the model's frame rate is cut into 10 s segments, each seen by its own random static camera
     (the evaluation seeds of ``wildpose.lift.train.evaluate`` / ``trajectory``); whole segments are lifted
     with the numpy inference and flip averaging, then (``refine``) refined as ``wildpose.lift.lift`` does.
+    ``unknown_focal``: the 2D is normalised with the default field of view instead of each camera's focal
+    length (what `run` does when no --focal/--fov is given); pose scores only.
 
     Returns
     -------
@@ -269,13 +271,15 @@ def evaluate_models(sources: Sources, split: str = "test", noisy: bool = False, 
     conditions = [("gt2d", False)] + ([("noisy2d", True), ("movenet2d", MOVENET_NOISE)] if noisy else [])
     out: dict[str, Any] = {"split": split, "groups": [g for g in groups if g in have],
                            "model": str(model or default_model_path()), "fps": lifter.fps, "refined": refine,
-                           "pose": {}}
+                           "unknown_focal": unknown_focal, "pose": {}}
     # a model trained on train + val (v4) scored on val is scored on its training clips: say so
     trained_on = set(lifter.config.get("provenance", {}).get("split", {}).get("train", []))
     out["trained_on_groups"] = [g for g in out["groups"] if g in trained_on]
     for name, noise in conditions:
         say(f"pose {name}")
         seqs = ev.make_sequences(clips, lifter.fps, noise=noise, max_segments=max_segments)
+        if unknown_focal:
+            seqs = ev.with_default_focal(seqs)
         out["pose"][name] = ev.score(ev.numpy_predictor(lifter, refine=refine), seqs)
     if trajectory is not False:
         from wildpose.world import default_trajectory_path
@@ -297,8 +301,8 @@ _LABEL = {"gt2d": "ground truth", "noisy2d": "noisy", "movenet2d": "MoveNet-like
 def format_scores(res: dict) -> str:
     """The scores of :func:`evaluate_models` as a small table (mm; MPJVE in mm per frame)."""
     first = next(iter(res["pose"].values()))
-    lines = [f"{res['model']}{' (refined)' if res.get('refined') else ' (raw network, --no-refine)'}: "
-             f"{res['split']} split ({', '.join(res['groups'])}), {first['segments']} segments, "
+    lines = [f"{res['model']}{' (refined)' if res.get('refined') else ' (raw network, --no-refine)'}"
+             f"{', focal length unknown (default FOV)' if res.get('unknown_focal') else ''}: {res['split']} split ({', '.join(res['groups'])}), {first['segments']} segments, "
              f"{first['frames']} frames at {res['fps']:g} fps",
              f"{'2D':<14}{'MPJPE':>8}{'P-MPJPE':>9}{'N-MPJPE':>9}{'MPJVE':>8}   mean-pose MPJPE / P-MPJPE"]
     if res.get("trained_on_groups"):

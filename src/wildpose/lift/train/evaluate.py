@@ -77,6 +77,19 @@ def make_sequences(clips: ClipSet, fps: float = 30.0, seed: int = EVAL_SEED, seg
     return out
 
 
+def with_default_focal(seqs: list[dict]) -> list[dict]:
+    """The sequences as a user who does not know the focal length lifts them: rays computed with the default
+    field of view (wildpose.lift.normalize.DEFAULT_FOV_DEG across the longer side) instead of each camera's
+    true focal length (random cameras span 25-90 degrees)."""
+    from wildpose.lift.normalize import focal_from_fov
+
+    out = []
+    for s in seqs:
+        guess = focal_from_fov(tuple(s["image_size"]))
+        out.append({**s, "inputs": (s["inputs"] * (s["focal"] / guess)).astype(np.float32), "focal": guess})
+    return out
+
+
 def score(predict: Callable[[np.ndarray], np.ndarray], seqs: list[dict]) -> dict:
     """MPJPE, P-MPJPE, N-MPJPE (mm) and MPJVE (mm/frame) over all frames, plus the mean-pose baseline
     (the mean root-relative pose of the evaluated frames themselves, an oracle constant)."""
