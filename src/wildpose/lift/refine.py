@@ -87,13 +87,11 @@ def smooth_time(values: np.ndarray, sigma: float, causal: bool = False) -> np.nd
         from scipy.ndimage import gaussian_filter1d
 
         return gaussian_filter1d(values, sigma, axis=0, mode="nearest")
+    from scipy.signal import lfilter
+
     taps = np.exp(-0.5 * (np.arange(int(3 * sigma) + 1) / sigma) ** 2)
-    taps /= taps.sum()
     padded = np.concatenate([np.repeat(values[:1], len(taps) - 1, axis=0), values])
-    out = np.zeros_like(values)
-    for k, tap in enumerate(taps):  # a few taps, each a whole-array operation
-        out += tap * padded[len(taps) - 1 - k: len(padded) - k]
-    return out
+    return lfilter(taps / taps.sum(), [1.0], padded, axis=0)[len(taps) - 1:]
 
 
 def refine_poses(poses: np.ndarray, rays: np.ndarray, fps: float, scores: np.ndarray | None = None, *,
