@@ -301,8 +301,10 @@ _LABEL = {"gt2d": "ground truth", "noisy2d": "noisy", "movenet2d": "MoveNet-like
 def format_scores(res: dict) -> str:
     """The scores of :func:`evaluate_models` as a small table (mm; MPJVE in mm per frame)."""
     first = next(iter(res["pose"].values()))
-    lines = [f"{res['model']}{' (refined)' if res.get('refined') else ' (raw network, --no-refine)'}"
-             f"{', focal length unknown (default FOV)' if res.get('unknown_focal') else ''}: {res['split']} split ({', '.join(res['groups'])}), {first['segments']} segments, "
+    how = " (refined)" if res.get("refined") else " (raw network, --no-refine)"
+    if res.get("unknown_focal"):
+        how += ", focal length unknown (default FOV)"
+    lines = [f"{res['model']}{how}: {res['split']} split ({', '.join(res['groups'])}), {first['segments']} segments, "
              f"{first['frames']} frames at {res['fps']:g} fps",
              f"{'2D':<14}{'MPJPE':>8}{'P-MPJPE':>9}{'N-MPJPE':>9}{'MPJVE':>8}   mean-pose MPJPE / P-MPJPE"]
     if res.get("trained_on_groups"):
