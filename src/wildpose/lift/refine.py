@@ -18,7 +18,7 @@ docs/MODEL.md, "Test-time refinement"):
 3. **Steady bones.** Every bone is scaled towards its track length by ``steady_blend``, in its direction.
 
 A track length is the median over the track of the lifter's own lengths of that bone (for causal models the
-mean so far), left and right averaged. Steps 1-2 are applied ``iterations`` times, each to the previous result.
+mean so far), left and right averaged.
 
 Detector noise is white from frame to frame, the lifter's error is not: each joint's move is smoothed in time
 (a Gaussian of ``move_sigma_s``; one-sided, past frames only, for causal models), and the fitted distance
@@ -43,7 +43,6 @@ RAY_JOINTS = np.array([0, 1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16])
 # (parent, child) bones whose child slides along its ray to restore the bone's length, from the trunk out
 LIMB_BONES = ((1, 2), (2, 3), (4, 5), (5, 6), (11, 12), (12, 13), (14, 15), (15, 16))
 _MIRROR_BONE = H36M_FLIP[1:] - 1  # bone (child - 1) -> the same bone on the other side
-ITERATIONS = 1
 STEADY_BLEND = 0.5
 MOVE_SIGMA_S = 0.1
 CAUSAL_MOVE_SIGMA_S = 0.2
@@ -96,8 +95,7 @@ def smooth_time(values: np.ndarray, sigma: float, causal: bool = False) -> np.nd
 
 def refine_poses(poses: np.ndarray, rays: np.ndarray, fps: float, scores: np.ndarray | None = None, *,
                  move_sigma_s: float | None = None, depth_sigma_s: float = 0.1, bone_blend: float = 0.5,
-                 causal: bool = False, iterations: int | None = None,
-                 steady_blend: float = STEADY_BLEND) -> np.ndarray:
+                 causal: bool = False, steady_blend: float = STEADY_BLEND) -> np.ndarray:
     """Refine one track's lifted poses against its 2D keypoints (module docstring).
 
     Parameters
@@ -122,25 +120,19 @@ def refine_poses(poses: np.ndarray, rays: np.ndarray, fps: float, scores: np.nda
         Defaults of all three chosen on the validation subject (docs/MODEL.md).
     causal : bool
         Smooth over past frames only (for causal lifters: no output waits for a later frame).
-    iterations : int, optional
-        Times the two steps are applied, each to the previous result (alternating between the rays and the
-        lengths brings the pose closer to both). Default ITERATIONS: on the test subjects a second pass took
-        exact-2D error down further but noisy-2D error up (docs/MODEL.md).
 
     Returns
     -------
     ndarray, (T, 17, 3) float32: root-relative (joint 0 exactly 0), camera axes.
     """
-    if iterations is None:
-        iterations = ITERATIONS
     if move_sigma_s is None:
         move_sigma_s = CAUSAL_MOVE_SIGMA_S if causal else MOVE_SIGMA_S
     r, w = h36m_rays(rays, scores)
     p = np.asarray(poses, np.float64)
     p = p - p[:, :1]
     lengths = track_bone_lengths(p, causal)
-    for _ in range(iterations):
-        p = _refine_once(p, r, w, lengths, fps, move_sigma_s, depth_sigma_s, bone_blend, causal)
+    # steps 1-2 once: a second pass lowered exact-2D error on test but raised noisy-2D error (docs/MODEL.md)
+    p = _refine_once(p, r, w, lengths, fps, move_sigma_s, depth_sigma_s, bone_blend, causal)
     p = steady_bones(p, lengths, steady_blend)
     return (p - p[:, :1]).astype(np.float32)
 
@@ -149,7 +141,9 @@ def track_bone_lengths(poses: np.ndarray, causal: bool = False) -> np.ndarray:
     """(T, 16) metres: one length per Human3.6M bone (child joint c -> column c - 1) for each frame: the
     median over the track of the ``poses`` (T, 17, 3) lengths, or with ``causal`` the mean over the frames so
     far (a median over the track would wait for its end); left and right averaged (people are symmetric)."""
-    lifted = np.linalg.norm(poses[:, 1:] - poses[:, H36M_PARENTS[1:]], axis=-1)
+    from wildpose.quality import bone_lengths
+
+    lifted = bone_lengths(poses)
     if causal:
         lengths = np.cumsum(lifted, axis=0) / np.arange(1.0, len(lifted) + 1.0)[:, None]
     else:
