@@ -59,6 +59,16 @@ def test_eval_prints_scores_that_match_the_evaluation_functions(mocap_dir, tmp_p
     assert res["refined"] is True
     assert res["pose"]["gt2d"]["mpjpe_mm"] == pytest.approx(direct["mpjpe_mm"], rel=1e-9)
     assert res["pose"]["gt2d"]["frames"] == direct["frames"]
+    # the error split: each joint's error averages to the MPJPE (the pelvis is the origin: 0); the 2D pins
+    # down where a joint is in the image, so after refinement most of what is left is depth
+    per_joint = res["pose"]["gt2d"]["per_joint_mm"]
+    assert len(per_joint) == 17 and per_joint["pelvis"] == 0.0
+    assert np.mean(list(per_joint.values())) == pytest.approx(res["pose"]["gt2d"]["mpjpe_mm"], rel=1e-9)
+    assert res["pose"]["gt2d"]["depth_mm"] > 2 * res["pose"]["gt2d"]["in_plane_mm"] > 0
+    code, out, err = _run(capsys, args + ["--per-joint", "--no-trajectory"])
+    wrist = next(line for line in out.splitlines() if line.startswith("right_wrist")).split()
+    assert [float(v) for v in wrist[1:]] == pytest.approx(
+        [res["pose"][k]["per_joint_mm"]["right_wrist"] for k in ("gt2d", "noisy2d", "movenet2d")], abs=0.051)
     # --no-refine scores the network alone: what the refinement changes is visible, not folded in
     code, out, err = _run(capsys, args + ["--json", "--no-refine", "--no-trajectory"])
     raw = json.loads(out)

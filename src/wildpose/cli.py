@@ -364,7 +364,7 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(results if args.by_group else results[0], indent=2))
     else:
-        print("\n\n".join(format_scores(res) for res in results))
+        print("\n\n".join(format_scores(res, args.per_joint) for res in results))
     return EXIT_OK
 
 
@@ -503,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-clips", type=int, help="only the first N clips (a quick check)")
     p.add_argument("--max-segments", type=int, help="only the first N 10-second segments per condition")
     p.add_argument("--cache", metavar="DIR", help="cache the mapped mocap here (faster reruns)")
+    p.add_argument("--per-joint", action="store_true",
+                   help="also each joint's MPJPE (the JSON always has them, as per_joint_mm)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=cmd_eval)
     return parser

@@ -44,6 +44,11 @@ RAY_JOINTS = np.array([0, 1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16])
 LIMB_BONES = ((1, 2), (2, 3), (4, 5), (5, 6), (11, 12), (12, 13), (14, 15), (15, 16))
 _MIRROR_BONE = H36M_FLIP[1:] - 1  # bone (child - 1) -> the same bone on the other side
 STEADY_BLEND = 0.5
+# step 2's blend: 0.75 for symmetric lifters (re-chosen on the validation subject once step 3 existed:
+# 0.5 -> 0.75 helped all three train-only models, 1.0 followed noisy 2D too far); causal lifters keep 0.5,
+# where 0.75 did not help (docs/MODEL.md, "Test-time refinement")
+BONE_BLEND = 0.75
+CAUSAL_BONE_BLEND = 0.5
 MOVE_SIGMA_S = 0.1
 CAUSAL_MOVE_SIGMA_S = 0.2
 _MIN_DEPTH = 0.1  # metres: a fitted distance below this is no fit (a degenerate or mirrored 2D pose)
@@ -94,7 +99,7 @@ def smooth_time(values: np.ndarray, sigma: float, causal: bool = False) -> np.nd
 
 
 def refine_poses(poses: np.ndarray, rays: np.ndarray, fps: float, scores: np.ndarray | None = None, *,
-                 move_sigma_s: float | None = None, depth_sigma_s: float = 0.1, bone_blend: float = 0.5,
+                 move_sigma_s: float | None = None, depth_sigma_s: float = 0.1, bone_blend: float | None = None,
                  causal: bool = False, steady_blend: float = STEADY_BLEND) -> np.ndarray:
     """Refine one track's lifted poses against its 2D keypoints (module docstring).
 
@@ -114,7 +119,8 @@ def refine_poses(poses: np.ndarray, rays: np.ndarray, fps: float, scores: np.nda
         Default for the moves: MOVE_SIGMA_S, or CAUSAL_MOVE_SIGMA_S with ``causal`` (a one-sided filter
         lags, and a wider one trades that lag for less jitter: chosen on the validation subject).
     bone_blend : float
-        Step 2: 0: only snap to the rays; 1: restore the limbs' lengths fully along their rays.
+        Step 2: 0: only snap to the rays; 1: restore the limbs' lengths fully along their rays. Default
+        BONE_BLEND, or CAUSAL_BONE_BLEND with ``causal``.
     steady_blend : float
         Step 3: every bone scaled towards its track length by this fraction, in its own direction.
         Defaults of all three chosen on the validation subject (docs/MODEL.md).
@@ -127,6 +133,8 @@ def refine_poses(poses: np.ndarray, rays: np.ndarray, fps: float, scores: np.nda
     """
     if move_sigma_s is None:
         move_sigma_s = CAUSAL_MOVE_SIGMA_S if causal else MOVE_SIGMA_S
+    if bone_blend is None:
+        bone_blend = CAUSAL_BONE_BLEND if causal else BONE_BLEND
     r, w = h36m_rays(rays, scores)
     p = np.asarray(poses, np.float64)
     p = p - p[:, :1]

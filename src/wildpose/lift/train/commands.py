@@ -298,20 +298,27 @@ def evaluate_models(sources: Sources, split: str = "test", noisy: bool = False, 
 _LABEL = {"gt2d": "ground truth", "noisy2d": "noisy", "movenet2d": "MoveNet-like"}
 
 
-def format_scores(res: dict) -> str:
-    """The scores of :func:`evaluate_models` as a small table (mm; MPJVE in mm per frame)."""
+def format_scores(res: dict, per_joint: bool = False) -> str:
+    """The scores of :func:`evaluate_models` as a small table (mm; MPJVE in mm per frame); ``per_joint``:
+    then each joint's MPJPE under each 2D condition."""
     first = next(iter(res["pose"].values()))
     how = " (refined)" if res.get("refined") else " (raw network, --no-refine)"
     if res.get("unknown_focal"):
         how += ", focal length unknown (default FOV)"
     lines = [f"{res['model']}{how}: {res['split']} split ({', '.join(res['groups'])}), {first['segments']} segments, "
              f"{first['frames']} frames at {res['fps']:g} fps",
-             f"{'2D':<14}{'MPJPE':>8}{'P-MPJPE':>9}{'N-MPJPE':>9}{'MPJVE':>8}   mean-pose MPJPE / P-MPJPE"]
+             f"{'2D':<14}{'MPJPE':>8}{'P-MPJPE':>9}{'N-MPJPE':>9}{'MPJVE':>8}   mean-pose MPJPE / P-MPJPE"
+             "   in image / depth"]
     if res.get("trained_on_groups"):
         lines.insert(1, f"NOT HELD OUT: the model trained on {', '.join(res['trained_on_groups'])}")
     for k, s in res["pose"].items():
         lines.append(f"{_LABEL[k]:<14}{s['mpjpe_mm']:8.1f}{s['p_mpjpe_mm']:9.1f}{s['n_mpjpe_mm']:9.1f}"
-                     f"{s['mpjve_mm']:8.1f}   {s['baseline_mpjpe_mm']:.1f} / {s['baseline_p_mpjpe_mm']:.1f}")
+                     f"{s['mpjve_mm']:8.1f}   {s['baseline_mpjpe_mm']:.1f} / {s['baseline_p_mpjpe_mm']:.1f}"
+                     f"   {s['in_plane_mm']:.1f} / {s['depth_mm']:.1f}")
+    if per_joint:
+        lines.append(f"{'joint':<16}" + "".join(f"{_LABEL[k]:>14}" for k in res["pose"]))
+        for joint in first["per_joint_mm"]:
+            lines.append(f"{joint:<16}" + "".join(f"{s['per_joint_mm'][joint]:14.1f}" for s in res["pose"].values()))
     if "trajectory" in res:
         lines.append(f"{res['trajectory_model']}: root (pelvis) position in camera space")
         lines.append(f"{'2D':<14}{'root mm':>9}{'median':>8}   depth error % of distance (mean / median / p90)")

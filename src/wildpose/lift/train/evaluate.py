@@ -20,6 +20,7 @@ from wildpose.lift.metrics import mpjpe, mpjve, n_mpjpe, p_mpjpe
 from wildpose.lift.normalize import crop_normalize, crop_restore
 from wildpose.lift.train.cameras import project, random_cameras, world_to_camera
 from wildpose.lift.train.data import BASE_FPS, DEFAULT_SPLIT, ClipSet, load_split
+from wildpose.skeleton import H36M_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ def with_default_focal(seqs: list[dict]) -> list[dict]:
 
 def score(predict: Callable[[np.ndarray], np.ndarray], seqs: list[dict]) -> dict:
     """MPJPE, P-MPJPE, N-MPJPE (mm) and MPJVE (mm/frame) over all frames, plus the mean-pose baseline
-    (the mean root-relative pose of the evaluated frames themselves, an oracle constant)."""
+    (the mean root-relative pose of the evaluated frames themselves, an oracle constant), the mean error
+    across the image plane and along the depth axis (root-relative, camera axes) and each joint's MPJPE."""
     preds, gts = [], []
     ve = []
     for s in seqs:
@@ -103,12 +105,18 @@ def score(predict: Callable[[np.ndarray], np.ndarray], seqs: list[dict]) -> dict
         ve.append((mpjve(p, gts[-1]), len(p)))
     pred, gt = np.concatenate(preds), np.concatenate(gts)
     mean_pose = np.broadcast_to(gt.mean(axis=0), gt.shape)
+    diff = pred - gt  # camera axes: x, y across the image, z along the optical axis (depth)
     return {
         "frames": int(len(gt)), "segments": len(seqs),
         "mpjpe_mm": 1000 * mpjpe(pred, gt), "p_mpjpe_mm": 1000 * p_mpjpe(pred, gt),
         "n_mpjpe_mm": 1000 * n_mpjpe(pred, gt),
         "mpjve_mm": 1000 * float(np.average([v for v, _ in ve], weights=[n for _, n in ve])),
         "baseline_mpjpe_mm": 1000 * mpjpe(mean_pose, gt), "baseline_p_mpjpe_mm": 1000 * p_mpjpe(mean_pose, gt),
+        # where the error lies: across the image (what the 2D pins down) or in depth (what it does not)
+        "in_plane_mm": 1000 * float(np.linalg.norm(diff[..., :2], axis=-1).mean()),
+        "depth_mm": 1000 * float(np.abs(diff[..., 2]).mean()),
+        "per_joint_mm": {name: 1000 * float(e) for name, e in
+                         zip(H36M_NAMES, np.linalg.norm(diff, axis=-1).mean(axis=0))},
     }
 
 
