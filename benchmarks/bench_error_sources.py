@@ -8,7 +8,9 @@ held-out clips of ``wildpose eval`` (same segments, cameras and 2D noise):
 - "depth of elbows, wrists, knees, ankles": the same for the eight limb joints only;
 - "which way each limb points": per frame and limb (upper arm + forearm, thigh + shin), the best of the four
   combinations of mirroring each bone's depth about its parent joint (the two-fold ambiguity of a bone seen
-  from one view). An upper bound for any fix of the lifter's depth signs.
+  from one view). An upper bound for any fix of the lifter's depth signs;
+- "every bone's length": the refinement run with each segment's true bone lengths (median over the segment)
+  instead of the ones it estimates from the lifter's output.
 
 Then, per limb bone, how often the prediction points it the wrong way (into the image instead of out, or
 back), among the frames where it clearly points one way (its depth extent over 30% of its length).
@@ -30,7 +32,9 @@ import numpy as np
 from wildpose.lift.train import evaluate as ev
 from wildpose.lift.train.data import DEFAULT_SPLIT, load_split
 from wildpose.lift.train.noise import MOVENET_NOISE
+from wildpose.lift.refine import refine_poses
 from wildpose.lift.weights import load_lifter
+from wildpose.quality import bone_lengths
 
 LIMBS = ((1, 2, 3), (4, 5, 6), (11, 12, 13), (14, 15, 16))  # (root of the limb, middle joint, end joint)
 LIMB_JOINTS = [2, 3, 5, 6, 12, 13, 15, 16]
@@ -108,6 +112,11 @@ def main(argv=None) -> int:
         v[:, LIMB_JOINTS, 2] = gt[:, LIMB_JOINTS, 2]
         variants["depth of elbows, wrists, knees, ankles"] = v
         variants["which way each limb points (best case)"] = best_limb_signs(pred, gt)
+        if not args.no_refine:  # the refinement given each segment's true bone lengths instead of its estimate
+            raw = ev.numpy_predictor(model)
+            variants["every bone's length (in the refinement)"] = np.concatenate([
+                refine_poses(raw(s["inputs"]), s["inputs"], model.fps, causal=model.causal,
+                             lengths=np.median(bone_lengths(s["targets"]), axis=0)) for s in seqs]).astype(np.float64)
         for name, v in variants.items():
             rows.setdefault(name, []).append(1000 * float(np.linalg.norm(v - gt, axis=-1).mean()))
         for name, (parent, child) in BONES.items():

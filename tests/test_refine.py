@@ -8,7 +8,7 @@ import pytest
 from wildpose import skeleton
 from wildpose.lift import lift, load_lifter, run_temporal_model
 from wildpose.lift.normalize import normalize_keypoints
-from wildpose.lift.refine import LIMB_BONES, RAY_JOINTS, h36m_rays, refine_poses
+from wildpose.lift.refine import LIMB_BONES, RAY_JOINTS, h36m_rays, refine_poses, track_bone_lengths
 
 SIZE = (512, 512)
 
@@ -94,6 +94,19 @@ def test_steady_bones_halve_each_bones_deviation_in_its_own_direction(astronaut_
     np.testing.assert_allclose(len_out - track, 0.5 * (len_in - track), atol=1e-5)
     cv = lambda lengths: (lengths.std(0) / lengths.mean(0)).mean()  # noqa: E731
     assert cv(len_out) < 0.6 * cv(len_in)
+
+
+def test_known_bone_lengths_replace_the_estimate(astronaut_track):
+    """A performer's measured bone lengths, given, are what step 3 steers to (at a full blend: exactly), not
+    the lengths estimated from the lifter's output."""
+    kp, rays, raw = astronaut_track
+    bones = lambda poses: np.linalg.norm(poses[:, 1:] - poses[:, skeleton.H36M_PARENTS[1:]], axis=-1)  # noqa: E731
+    measured = 1.1 * np.median(bones(raw), axis=0)  # a person 10% larger than the lifter assumed
+    out = refine_poses(raw, rays, 30.0, kp[..., 2], steady_blend=1.0, lengths=measured)
+    np.testing.assert_allclose(bones(out), np.broadcast_to(measured, (len(out), 16)), rtol=1e-5)
+    estimated = refine_poses(raw, rays, 30.0, kp[..., 2], steady_blend=1.0)
+    np.testing.assert_allclose(bones(estimated), track_bone_lengths(raw.astype(np.float64)), rtol=1e-5)
+    assert np.abs(bones(estimated) - bones(out)).max() > 0.01
 
 
 def test_lift_refines_by_default_and_not_when_asked(astronaut_track):

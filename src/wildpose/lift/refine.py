@@ -100,7 +100,8 @@ def smooth_time(values: np.ndarray, sigma: float, causal: bool = False) -> np.nd
 
 def refine_poses(poses: np.ndarray, rays: np.ndarray, fps: float, scores: np.ndarray | None = None, *,
                  move_sigma_s: float | None = None, depth_sigma_s: float = 0.1, bone_blend: float | None = None,
-                 causal: bool = False, steady_blend: float = STEADY_BLEND) -> np.ndarray:
+                 causal: bool = False, steady_blend: float = STEADY_BLEND,
+                 lengths: np.ndarray | None = None) -> np.ndarray:
     """Refine one track's lifted poses against its 2D keypoints (module docstring).
 
     Parameters
@@ -126,6 +127,9 @@ def refine_poses(poses: np.ndarray, rays: np.ndarray, fps: float, scores: np.nda
         Defaults of all three chosen on the validation subject (docs/MODEL.md).
     causal : bool
         Smooth over past frames only (for causal lifters: no output waits for a later frame).
+    lengths : ndarray, (16,) or (T, 16), optional
+        The person's bone lengths in metres (Human3.6M bone c - 1 ends at joint c), where known (a measured
+        performer); default: estimated from the lifted poses (:func:`track_bone_lengths`).
 
     Returns
     -------
@@ -138,7 +142,10 @@ def refine_poses(poses: np.ndarray, rays: np.ndarray, fps: float, scores: np.nda
     r, w = h36m_rays(rays, scores)
     p = np.asarray(poses, np.float64)
     p = p - p[:, :1]
-    lengths = track_bone_lengths(p, causal)
+    if lengths is None:
+        lengths = track_bone_lengths(p, causal)
+    else:
+        lengths = np.broadcast_to(np.asarray(lengths, np.float64), (len(p), 16))
     # steps 1-2 once: a second pass lowered exact-2D error on test but raised noisy-2D error (docs/MODEL.md)
     p = _refine_once(p, r, w, lengths, fps, move_sigma_s, depth_sigma_s, bone_blend, causal)
     p = steady_bones(p, lengths, steady_blend)
