@@ -32,17 +32,23 @@ import numpy as np
 from wildpose.lift.train import evaluate as ev
 from wildpose.lift.train.data import DEFAULT_SPLIT, load_split
 from wildpose.lift.train.noise import MOVENET_NOISE
-from wildpose.lift.refine import refine_poses
+from wildpose.lift.refine import LIMB_BONES, refine_poses
 from wildpose.lift.weights import load_lifter
 from wildpose.quality import bone_lengths
+from wildpose.skeleton import H36M_NAMES
 
-LIMBS = ((1, 2, 3), (4, 5, 6), (11, 12, 13), (14, 15, 16))  # (root of the limb, middle joint, end joint)
-LIMB_JOINTS = [2, 3, 5, 6, 12, 13, 15, 16]
+# (root of the limb, middle joint, end joint): the refinement's limb bones, two per limb
+LIMBS = tuple((a, b, c) for (a, b), (_, c) in zip(LIMB_BONES[::2], LIMB_BONES[1::2]))
+LIMB_JOINTS = [child for _, child in LIMB_BONES]
+_BONE_ENDING_AT = {"knee": "thigh", "ankle": "shin", "elbow": "upper arm", "wrist": "forearm"}
 
 
-BONES = {"right thigh": (1, 2), "right shin": (2, 3), "left thigh": (4, 5), "left shin": (5, 6),
-         "left upper arm": (11, 12), "left forearm": (12, 13), "right upper arm": (14, 15),
-         "right forearm": (15, 16)}
+def _bone_name(child: int) -> str:
+    side, end = H36M_NAMES[child].split("_")
+    return f"{side} {_BONE_ENDING_AT[end]}"
+
+
+BONES = {_bone_name(child): (parent, child) for parent, child in LIMB_BONES}
 
 
 def wrong_way(pred: np.ndarray, gt: np.ndarray, parent: int, child: int, clear: float = 0.3) -> float:
@@ -91,14 +97,17 @@ def main(argv=None) -> int:
     trained_on = set(model.config.get("provenance", {}).get("split", {}).get("train", []))
     if trained_on & set(DEFAULT_SPLIT[args.split]):
         print(f"NOT HELD OUT: the model trained on {sorted(trained_on & set(DEFAULT_SPLIT[args.split]))}")
-    predict = ev.numpy_predictor(model, refine=not args.no_refine)
+    raw = ev.numpy_predictor(model)
     print(f"{args.model or 'shipped lifter'} ({'raw' if args.no_refine else 'refined'}), {args.split} split, "
           "MPJPE mm if this part were exact:")
     print(f"{'':42}{'ground truth 2D':>16}{'MoveNet-like':>14}")
     rows: dict[str, list[float]] = {}
     for noise in (False, MOVENET_NOISE):
         seqs = ev.make_sequences(clips, model.fps, noise=noise)
-        pred = np.concatenate([predict(s["inputs"]) for s in seqs]).astype(np.float64)
+        raws = [raw(s["inputs"]) for s in seqs]
+        if not args.no_refine:  # as `wildpose eval` and `run` do
+            raws_refined = [refine_poses(p, s["inputs"], model.fps, causal=model.causal) for p, s in zip(raws, seqs)]
+        pred = np.concatenate(raws if args.no_refine else raws_refined).astype(np.float64)
         pred -= pred[:, :1]
         gt = np.concatenate([s["targets"] for s in seqs]).astype(np.float64)
         variants = {"as predicted": pred}
@@ -113,10 +122,10 @@ def main(argv=None) -> int:
         variants["depth of elbows, wrists, knees, ankles"] = v
         variants["which way each limb points (best case)"] = best_limb_signs(pred, gt)
         if not args.no_refine:  # the refinement given each segment's true bone lengths instead of its estimate
-            raw = ev.numpy_predictor(model)
             variants["every bone's length (in the refinement)"] = np.concatenate([
-                refine_poses(raw(s["inputs"]), s["inputs"], model.fps, causal=model.causal,
-                             lengths=np.median(bone_lengths(s["targets"]), axis=0)) for s in seqs]).astype(np.float64)
+                refine_poses(p, s["inputs"], model.fps, causal=model.causal,
+                             lengths=np.median(bone_lengths(s["targets"]), axis=0))
+                for p, s in zip(raws, seqs)]).astype(np.float64)
         for name, v in variants.items():
             rows.setdefault(name, []).append(1000 * float(np.linalg.norm(v - gt, axis=-1).mean()))
         for name, (parent, child) in BONES.items():
