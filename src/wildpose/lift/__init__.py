@@ -175,8 +175,9 @@ def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
         Pixels; used by "focal" models (default: the image centre, (width / 2, height / 2)).
     refine : bool
         Test-time refinement against the keypoints (``wildpose.lift.refine.refine_poses``; keypoint scores,
-        where given, weight it). On held-out mocap it took the v4 network's MPJPE from 60.7 to 53.7 mm with
-        exact 2D and from 63.3 to 58.8 mm with noisy 2D (docs/MODEL.md). A causal model is refined causally.
+        where given, weight it). On held-out mocap it takes the shipped lifter's MPJPE from 59.8 to 52.3 mm
+        with exact 2D and from 62.5 to 58.4 mm with noisy 2D (docs/MODEL.md). A causal model is refined
+        causally.
 
     Returns
     -------
