@@ -30,7 +30,7 @@ def stage_times(video: Path) -> dict:
     from wildpose.lift import load_lifter
     from wildpose.pipeline import RunOptions, lift_tracks, track_video
     from wildpose.render import render_video
-    from wildpose.types import Result
+    from wildpose.types import Detections, Result
     from wildpose.video import probe, read_frames
 
     info = probe(video)
@@ -39,7 +39,7 @@ def stage_times(video: Path) -> dict:
     decode = time.perf_counter() - t
 
     detector = create_detector("movenet")
-    people, stamps = [], []
+    people, stamps = Detections(), []
     t = time.perf_counter()
     for frame in read_frames(video):
         people.append(detector(frame.image))
@@ -55,10 +55,9 @@ def stage_times(video: Path) -> dict:
     t = time.perf_counter()
     poses = lift_tracks(tracks, info.image_size, info.fps, model=model)
     lift = time.perf_counter() - t
-    lifted_frames = int(tracks.present.sum())
+    lifted_frames = tracks.num_rows
 
-    result = Result(tracks.keypoints_2d, poses, tracks.track_ids, tracks.timestamps, info.fps, info.image_size,
-                    tracks.interpolated)
+    result = Result.from_tracks(tracks, poses, info.fps, info.image_size)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         render_video(video, result, Path(tmp) / "render.mp4")

@@ -31,7 +31,7 @@ from wildpose import quality
 from wildpose.lift import lift, load_lifter
 from wildpose.pipeline import lift_tracks, process_video
 from wildpose.skeleton import H36M_NAMES
-from wildpose.types import Result, Tracks
+from wildpose.types import Result
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 DEFAULT = [VIDEOS / "walk_single.mp4", VIDEOS / "marathon_crowd.mkv"]
@@ -39,17 +39,15 @@ J = {name: i for i, name in enumerate(H36M_NAMES)}
 
 
 def relift(result: Result, poses: np.ndarray) -> Result:
-    return Result(keypoints_2d=result.keypoints_2d, poses_3d=poses, track_ids=result.track_ids,
-                  timestamps=result.timestamps, fps=result.fps, image_size=result.image_size,
-                  interpolated=result.interpolated)
+    return Result.from_tracks(result.tracks(), poses, result.fps, result.image_size)
 
 
 def static_poses(result: Result, model) -> np.ndarray:
-    """Every present frame lifted alone (no temporal context)."""
+    """Every row (person-frame) lifted alone (no temporal context)."""
     poses = np.full(result.poses_3d.shape, np.nan, np.float32)
     size = tuple(int(v) for v in result.image_size)
-    for p, t in zip(*np.nonzero(result.present)):
-        poses[p, t] = lift(result.keypoints_2d[p, t:t + 1], size, result.fps, model=model)[0]
+    for i in range(result.num_rows):
+        poses[i] = lift(result.keypoints_2d[i:i + 1], size, result.fps, model=model)[0]
     return poses
 
 
@@ -58,10 +56,10 @@ def plausibility(result: Result, min_frames: int = 20) -> dict:
     rep = quality.reprojection_error(result)
     rows = []
     for p in range(len(result.track_ids)):
-        m = result.present[p]
-        if m.sum() < min_frames:
+        m = result.track(p)
+        if m.stop - m.start < min_frames:
             continue
-        X = result.poses_3d[p][m].astype(np.float64)
+        X = result.poses_3d[m].astype(np.float64)
         spine = X[:, J["thorax"]] - X[:, J["pelvis"]]
         up = spine / np.linalg.norm(spine, axis=1, keepdims=True)
         tilt = np.degrees(np.arccos(np.clip(-up[:, 1], -1, 1)))
@@ -71,7 +69,7 @@ def plausibility(result: Result, min_frames: int = 20) -> dict:
         facing = np.cross(left, up)
         facing[:, 1] = 0.0
         facing /= np.maximum(np.linalg.norm(facing, axis=1, keepdims=True), 1e-9)
-        t, ts = rep.translation[p][m], result.timestamps[m]
+        t, ts = rep.translation[m], result.timestamps[result.frame_index[m]]
         k = max(1, int(round(0.5 * result.fps)))  # velocity over 0.5 s: the fitted root is noisy frame to frame
         if len(t) <= k:
             continue
@@ -81,7 +79,7 @@ def plausibility(result: Result, min_frames: int = 20) -> dict:
         f = facing[k // 2:k // 2 + len(v)]
         moving = speed > 0.5
         cos = float(np.mean((f[moving] * v[moving]).sum(1) / speed[moving])) if moving.any() else np.nan
-        rows.append((m.sum(), np.median(tilt), np.median(height), np.median(speed), cos, moving.mean(),
+        rows.append((m.stop - m.start, np.median(tilt), np.median(height), np.median(speed), cos, moving.mean(),
                      np.median(t[:, 2])))
     if not rows:
         return {}
@@ -117,7 +115,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         result, info = process_video(video, model=model)
         seconds = time.perf_counter() - start
-        tracks = Tracks(result.keypoints_2d, result.track_ids, result.interpolated, result.timestamps)
+        tracks = result.tracks()
         variants = [("shipped", result, seconds)]
         start = time.perf_counter()
         raw = lift_tracks(tracks, info.image_size, info.fps, model=model, refine=False)

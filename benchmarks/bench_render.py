@@ -35,20 +35,18 @@ WALK_BVH = "cmu_motion_prediction_subset/test/walking/walking_1.bvh"
 
 
 def _mocap_poses(tracks, mocap_dir: Path) -> np.ndarray:
-    """(P, T, 17, 3) real mocap walking poses for every present track frame (camera axes, root-relative),
-    each track a different stretch of the clip and a different heading."""
+    """(N, 17, 3) real mocap walking poses for every row (person-frame) of the tracks (camera axes,
+    root-relative), each track a different stretch of the clip and a different heading."""
     from wildpose.lift.train.rigs import load_clip
 
     clip = load_clip(mocap_dir / WALK_BVH)
     h36m = (clip.h36m - clip.h36m[:, :1]) * np.array([1.0, -1.0, -1.0], np.float32)  # Y up -> camera y down
-    P, T = tracks.keypoints_2d.shape[:2]
-    poses = np.full((P, T, 17, 3), np.nan, np.float32)
-    for p in range(P):
+    poses = np.full((tracks.num_rows, 17, 3), np.nan, np.float32)
+    for p in range(len(tracks)):
         a = 1.3 * p
         turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]], np.float32)
-        frames = (np.arange(T) * 2 + 17 * p) % len(h36m)
-        poses[p] = h36m[frames] @ turn.T
-    poses[~tracks.present] = np.nan
+        frames = (tracks.frames(p) * 2 + 17 * p) % len(h36m)
+        poses[tracks.track(p)] = h36m[frames] @ turn.T
     return poses
 
 
@@ -66,11 +64,9 @@ def build_result(video: Path, out: Path) -> dict:
     except Exception as exc:  # no lifter shipped yet: real mocap poses keep the drawing load realistic
         poses = _mocap_poses(tracks, SHARED / "data" / "mocap")
         source = f"CMU mocap walk ({type(exc).__name__}: {exc})"
-    result = Result(keypoints_2d=tracks.keypoints_2d, poses_3d=poses, track_ids=tracks.track_ids,
-                    timestamps=tracks.timestamps, fps=info.fps, image_size=info.image_size,
-                    interpolated=tracks.interpolated)
+    result = Result.from_tracks(tracks, poses, info.fps, info.image_size)
     save_result(result, out)
-    return {"frames": len(timestamps), "tracks": len(tracks), "people_per_frame": float(tracks.present.sum(0).mean()),
+    return {"frames": len(timestamps), "tracks": len(tracks), "people_per_frame": tracks.num_rows / len(timestamps),
             "poses_3d": source, "seconds": time.perf_counter() - t0}
 
 

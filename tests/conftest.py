@@ -41,3 +41,23 @@ def astronaut():
     from skimage import data
 
     return data.astronaut()
+
+
+class Dense:
+    """A sparse Tracks or Result seen in the 0.1 layout, (P, T, ...) arrays NaN where a track is absent, for
+    tests that check behaviour frame by frame on short clips (``TrackRows.to_dense``)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+        self.__dict__.update(rows.to_dense())
+        self.track_ids, self.timestamps = rows.track_ids, rows.timestamps
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getattr__(self, name):  # anything not per-row (ids, fps, image_size, camera, main_track, ...)
+        return getattr(self.rows, name)
+
+
+def dense(rows) -> Dense:
+    return Dense(rows)

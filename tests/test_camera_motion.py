@@ -166,12 +166,11 @@ def test_walk_video_pans_and_compensation_steadies_the_walk(walk_run):
           f"{np.median(motion.inliers[1:]):.0f}")
     assert not motion.is_static()
     assert pan[75] < -4.0 and abs(pan[-1] - pan[100]) < 1.5  # turns left while following, then (nearly) holds
-    main = int(np.argmax(tracks.present.sum(1)))
+    main = tracks.main_track
     results = {}
     for name, rotations in (("turning", motion.rotations), ("static", None)):
-        extras = locate_people(keypoints, poses, info.image_size, info.fps, tracks.timestamps,
-                               camera_rotations=rotations)
-        speed, start = _speeds(extras["poses_world"][main, :, 0], tracks.timestamps, 25)
+        placed = locate_people(tracks, keypoints, poses, info.image_size, info.fps, camera_rotations=rotations)
+        speed, start = _speeds(tracks.dense(placed.poses_world, main)[:, 0], tracks.timestamps, 25)
         first = start[0]
         early = np.median(speed[start < first + 50])  # his first 2 s: the camera turns with him
         late = np.median(speed[start >= first + 75])  # after it stopped turning
@@ -187,19 +186,21 @@ def test_walk_video_through_process_video(walk_video):
     from wildpose.pipeline import RunOptions, process_video
 
     result, info = process_video(walk_video, RunOptions(end=4))
-    ex = result.extras
-    T = len(result.timestamps)
-    assert ex["camera_rotations"].shape == (T, 3, 3) and ex["camera_rotations"].dtype == np.float32
-    assert not bool(ex["camera_static"]) and ex["camera_rotation_held"].shape == (T,)
-    main = result.main_track
-    t = np.flatnonzero(np.isfinite(ex["poses_world"][main]).all((-1, -2)))[-1]
-    world_from_cam = ex["camera_rotation"] @ ex["camera_rotations"][t].T
-    cam = ex["poses_3d_camera"][main, t]  # camera axes of frame t
-    expected = cam @ world_from_cam.T + ex["camera_position"]
-    assert np.allclose(ex["poses_world"][main, t], expected, atol=1e-3)
+    camera = result.camera
+    T = result.num_frames
+    assert camera.rotations.shape == (T, 3, 3) and camera.rotations.dtype == np.float32
+    assert not camera.static and camera.rotation_held.shape == (T,)
+    rows = result.track(result.main_track)
+    last = rows.start + np.flatnonzero(np.isfinite(result.poses_world[rows]).all((-1, -2)))[-1]
+    t = result.frame_index[last]
+    world_from_cam = camera.world_from_camera(t)
+    assert np.allclose(world_from_cam, camera.rotation @ camera.rotations[t].T)
+    cam = result.poses_3d_camera[last]  # camera axes of frame t
+    expected = cam @ world_from_cam.T + camera.position
+    assert np.allclose(result.poses_world[last], expected, atol=1e-3)
     static, _ = process_video(walk_video, RunOptions(end=4, static_camera=True))
-    assert bool(static.extras["camera_static"])
-    assert np.array_equal(static.extras["camera_rotations"], np.broadcast_to(np.eye(3, dtype=np.float32), (T, 3, 3)))
+    assert static.camera.static
+    assert np.array_equal(static.camera.rotations, np.broadcast_to(np.eye(3, dtype=np.float32), (T, 3, 3)))
 
 
 def test_marathon_crowd_camera(crowd_video):

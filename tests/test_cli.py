@@ -13,6 +13,8 @@ import pytest
 from wildpose.cli import main
 from wildpose.formats.result import load_result
 
+from conftest import dense
+
 
 @pytest.fixture(scope="module")
 def walk_run(walk_video, tmp_path_factory):
@@ -36,7 +38,7 @@ def _segments_of(mask: np.ndarray) -> int:
 def test_walk_single_one_track_covers_the_walk(walk_run):
     code, folder = walk_run
     assert code == 0
-    result = load_result(folder / "poses.npz")
+    result = dense(load_result(folder / "poses.npz"))
     P, T = result.track_ids.shape[0], result.timestamps.shape[0]
     assert T == 444
     assert result.fps == pytest.approx(25.0)
@@ -63,7 +65,7 @@ def test_walk_single_one_track_covers_the_walk(walk_run):
 def test_walk_single_vp3d_export(walk_run, walk_video):
     _, folder = walk_run
     export = np.load(folder / f"{walk_video.stem}.npy", allow_pickle=False)
-    result = load_result(folder / "poses.npz")
+    result = dense(load_result(folder / "poses.npz"))
     assert export.dtype == np.float32 and export.shape == (444, 17, 3)
     assert np.isfinite(export).all()
     present = result.present[result.main_track]
@@ -73,7 +75,7 @@ def test_walk_single_vp3d_export(walk_run, walk_video):
 def test_marathon_several_stable_tracks(crowd_run):
     code, folder = crowd_run
     assert code == 0
-    result = load_result(folder / "poses.npz")
+    result = dense(load_result(folder / "poses.npz"))
     T = len(result.timestamps)
     assert T == 138
     present = result.present
@@ -204,11 +206,12 @@ def test_reference_steps_detect_dataset_lift_render(walk_video, tmp_path):
     lifted = tmp_path / "lifted"
     assert main(["lift", str(dataset), "-o", str(lifted), "-q", "--fps", "25"]) == 0
     result = load_result(lifted / "walk_single" / "poses.npz")
-    assert result.poses_3d.shape == (1, len(xy), 17, 3) and np.isfinite(result.poses_3d).all()
+    assert result.poses_3d.shape == (len(xy), 17, 3) and np.isfinite(result.poses_3d).all()
+    assert result.track_lengths.tolist() == [len(xy)] and result.num_frames == len(xy)
 
     assert main(["lift", str(det / "walk_single.mp4.npz"), "-o", str(lifted / "b"), "-q"]) == 0
     result = load_result(lifted / "b" / "walk_single" / "poses.npz")
-    assert result.poses_3d.shape[1] == 100
+    assert result.num_frames == 100
 
     # render a run's result with the separate command
     out = tmp_path / "run"
@@ -260,26 +263,27 @@ def test_walk_single_trajectory_and_world(walk_run):
     """poses.npz carries the global trajectory and the world-aligned people (y up, floor at 0)."""
     _, folder = walk_run
     result = load_result(folder / "poses.npz")
-    extras = result.extras
-    present = result.present[0]
-    traj = extras["trajectory"][0][present]
-    np.testing.assert_allclose(extras["poses_3d_camera"][0][present],
-                               result.poses_3d[0][present] + traj[:, None, :], atol=1e-4)
+    with np.load(folder / "poses.npz") as raw:  # plain numpy reads the same rows
+        assert int(raw["format_version"]) == 2
+        np.testing.assert_array_equal(raw["trajectory"], result.trajectory)
+    traj = result.trajectory[result.track(0)]
+    np.testing.assert_allclose(result.poses_3d_camera[result.track(0)],
+                               result.poses_3d[result.track(0)] + traj[:, None, :], atol=1e-4)
     assert np.all(traj[:, 2] > 1.0), "the walker must be in front of the camera"
     # he walks across the frame: his camera-space x changes by metres, not centimetres
     assert np.ptp(traj[:, 0]) > 2.0
-    world = extras["poses_world"][0][present]
+    world = result.poses_world[result.track(0)]
     feet = world[:, [3, 6], 1].min(axis=1)
     assert abs(np.median(feet)) < 0.2, f"feet at y={np.median(feet):.2f} m, expected ~0"
     spine = world[:, 8] - world[:, 0]
     upright = spine[:, 1] / np.linalg.norm(spine, axis=1)
     assert np.median(upright) > np.cos(np.radians(25)), "the world-aligned walker is not upright"
-    rotation = extras["camera_rotation"]
+    rotation = result.camera.rotation
     np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-4)
     # the camera the numbers rest on: the default 60-degree field of view, no lens model
-    K = extras["camera_matrix"]
+    K = result.camera.intrinsics.matrix
     width = result.image_size[0]
     assert K[0, 0] == pytest.approx(max(result.image_size) / (2 * np.tan(np.radians(30))), rel=1e-6)
     assert K[0, 2] == pytest.approx(width / 2) and K[2, 2] == 1.0
-    assert str(extras["camera_model"]) == "pinhole" and extras["camera_distortion"].size == 0
-    assert not bool(extras["focal_length_known"])
+    assert result.camera.intrinsics.model == "pinhole" and result.camera.intrinsics.distortion == ()
+    assert not result.camera.focal_length_known

@@ -420,8 +420,8 @@ def _result_from(people: list[People2D], fps: float = 25.0) -> Result:
             kp[0, t] = p.keypoints[int(np.argmax(p.scores))]
     present = ~np.isnan(kp[0, :, 0, 0])
     poses = np.where(present[None, :, None, None], (kp[..., [0, 1, 2]] - kp[..., :1, [0, 1, 2]]) / 100, np.nan)
-    return Result(kp, poses.astype(np.float32), [7], np.arange(T) / fps, fps, (WALK_W, WALK_H),
-                  np.zeros((1, T), bool), extras={"person_scores": np.where(present, 0.5, np.nan)[None]})
+    return Result.from_dense(kp, poses.astype(np.float32), [7], np.arange(T) / fps, fps, (WALK_W, WALK_H),
+                             np.zeros((1, T), bool), extras={"person_scores": np.full(int(present.sum()), 0.5)})
 
 
 def test_result_round_trip_and_plain_keys(walk_people, tmp_path):
@@ -430,6 +430,8 @@ def test_result_round_trip_and_plain_keys(walk_people, tmp_path):
     save_result(result, path)
     with np.load(path, allow_pickle=False) as data:  # readable by anyone, no pickle
         assert set(data.files) == set(RESULT_KEYS) | {"person_scores"}
+        assert int(data["format_version"]) == 2 and data["keypoints_2d"].shape == (result.num_rows, 17, 3)
+        assert data["frame_index"].dtype == np.int64 and data["track_lengths"].tolist() == [result.num_rows]
         assert data["keypoints_2d"].dtype == np.float32 and data["poses_3d"].dtype == np.float32
         assert data["track_ids"].dtype == np.int32 and data["timestamps"].dtype == np.float64
         assert data["fps"].shape == () and data["fps"].dtype == np.float64
@@ -440,7 +442,8 @@ def test_result_round_trip_and_plain_keys(walk_people, tmp_path):
 
 
 def _assert_same_result(a: Result, b: Result) -> None:
-    for key in ("keypoints_2d", "poses_3d", "track_ids", "timestamps", "image_size", "interpolated"):
+    for key in ("keypoints_2d", "poses_3d", "track_ids", "track_lengths", "frame_index", "timestamps",
+                "image_size", "interpolated"):
         x, y = getattr(a, key), getattr(b, key)
         assert x.dtype == y.dtype, key
         np.testing.assert_array_equal(x, y, err_msg=key)
@@ -479,7 +482,7 @@ def test_load_result_problems_name_file_and_key(walk_people, tmp_path):
     assert str(missing) in str(info.value)
 
     wrong = tmp_path / "wrong_shape.npz"
-    np.savez(wrong, **{**arrays, "interpolated": arrays["interpolated"][:, :-1]})
+    np.savez(wrong, **{**arrays, "interpolated": arrays["interpolated"][:-1]})
     with pytest.raises(FormatError, match="'interpolated' has shape"):
         load_result(wrong)
 
@@ -494,21 +497,35 @@ def test_load_result_problems_name_file_and_key(walk_people, tmp_path):
         load_result(npy)
 
 
+@st.composite
+def _layouts(draw, max_tracks: int = 3, max_frames: int = 12):
+    """A random sparse layout: T frames, P tracks, each in an increasing (possibly gappy) subset of frames."""
+    T = draw(st.integers(0, max_frames))
+    P = draw(st.integers(0, max_tracks)) if T else 0
+    frames = [sorted(draw(st.sets(st.integers(0, T - 1), max_size=T))) for _ in range(P)]
+    return T, np.array([len(f) for f in frames], np.int64), np.array([t for f in frames for t in f], np.int64)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), P=st.integers(0, 3), T=st.integers(0, 12))
-def test_result_round_trip_property(data, P, T):
+@given(data=st.data(), layout=_layouts())
+def test_result_round_trip_property(data, layout):
+    T, lengths, frame_index = layout
+    P, N = len(lengths), len(frame_index)
     floats = st.floats(allow_nan=True, allow_infinity=True, width=32)
-    kp = data.draw(hnp.arrays(np.float32, (P, T, 17, 3), elements=floats))
-    poses = data.draw(hnp.arrays(np.float32, (P, T, 17, 3), elements=floats))
+    kp = data.draw(hnp.arrays(np.float32, (N, 17, 3), elements=floats))
+    poses = data.draw(hnp.arrays(np.float32, (N, 17, 3), elements=floats))
     ids = data.draw(hnp.arrays(np.int32, (P,), unique=True))
     timestamps = data.draw(hnp.arrays(np.float64, (T,), elements=st.floats(allow_nan=True)))
-    interpolated = data.draw(hnp.arrays(bool, (P, T)))
-    names = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(lambda n: n not in RESULT_KEYS)
+    interpolated = data.draw(hnp.arrays(bool, (N,)))
+    names = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(
+        lambda n: n not in RESULT_KEYS and not n.startswith("camera_") and n not in (
+            "trajectory", "poses_world", "poses_3d_camera", "focal_length_known"))
     extras = data.draw(st.dictionaries(names, hnp.arrays(
         hnp.scalar_dtypes().filter(lambda d: d.kind in "biuf"), hnp.array_shapes(min_dims=0, min_side=0)),
         max_size=3))
-    result = Result(kp, poses, ids, timestamps, data.draw(st.floats(allow_nan=True)),
-                    data.draw(hnp.arrays(np.int64, (2,))), interpolated, extras=extras)
+    result = Result(ids, lengths, frame_index, timestamps, keypoints_2d=kp, poses_3d=poses,
+                    interpolated=interpolated, fps=data.draw(st.floats(allow_nan=True)),
+                    image_size=data.draw(hnp.arrays(np.int64, (2,))), extras=extras)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "poses.npz"
         save_result(result, path, compress=data.draw(st.booleans()))
@@ -518,11 +535,50 @@ def test_result_round_trip_property(data, P, T):
         assert back.extras[key].dtype == value.dtype and back.extras[key].shape == value.shape
 
 
+def test_result_files_of_wildpose_0_1_still_load(walk_people, tmp_path):
+    """0.1 wrote (P, T, ...) arrays, NaN where a person is absent, and no format_version: they load sparse."""
+    result = _result_from(walk_people)
+    trajectory = np.linspace([0, 1, 4], [2, 1, 6], result.num_rows).astype(np.float32)
+    d = result.to_dense()
+    old = tmp_path / "poses_0.1.npz"
+    np.savez_compressed(old, keypoints_2d=d["keypoints_2d"], poses_3d=d["poses_3d"], track_ids=result.track_ids,
+                        timestamps=result.timestamps, fps=np.float64(result.fps), image_size=result.image_size,
+                        interpolated=d["interpolated"], trajectory=result.dense(trajectory),
+                        poses_3d_camera=result.dense(result.poses_3d + trajectory[:, None]),
+                        camera_rotations=np.tile(np.eye(3, dtype=np.float32), (result.num_frames, 1, 1)))
+    back = load_result(old)
+    for key in ("keypoints_2d", "poses_3d", "track_ids", "track_lengths", "frame_index", "interpolated"):
+        np.testing.assert_array_equal(getattr(back, key), getattr(result, key), err_msg=key)
+    np.testing.assert_array_equal(back.trajectory, trajectory)
+    np.testing.assert_array_equal(back.poses_3d_camera, result.poses_3d + trajectory[:, None])
+    assert back.camera is None  # a partial set of camera keys: kept as they are, in extras
+    assert back.extras["camera_rotations"].shape == (result.num_frames, 3, 3)
+    assert "poses_3d_camera" not in back.extras
+
+
+def test_result_layout_errors_are_format_errors(walk_people, tmp_path):
+    result = _result_from(walk_people)
+    good = tmp_path / "poses.npz"
+    save_result(result, good)
+    with np.load(good) as data:
+        arrays = {k: data[k] for k in data.files}
+    cases = {"frames out of order": {"frame_index": arrays["frame_index"][::-1].copy()},
+             "lengths not adding up": {"track_lengths": arrays["track_lengths"] + 1},
+             "a frame past the end": {"frame_index": arrays["frame_index"] + len(arrays["timestamps"])},
+             "a newer format": {"format_version": np.int64(3)}}
+    for what, change in cases.items():
+        bad = tmp_path / f"{what}.npz"
+        np.savez(bad, **{**arrays, **change})
+        with pytest.raises(FormatError) as info:
+            load_result(bad)
+        assert str(bad) in str(info.value), what
+
+
 # --- the reference's --viz-export .npy -----------------------------------------------------------------
 
 def test_vp3d_export_round_trip(walk_people, tmp_path):
-    poses = _result_from(walk_people).poses_3d[0]
-    poses = np.nan_to_num(poses).astype(np.float64)  # a caller's float64 is written as float32
+    result = _result_from(walk_people)
+    poses = np.nan_to_num(result.dense(result.poses_3d, 0)).astype(np.float64)  # a caller's float64 is written as float32
     path = tmp_path / "walk.npy"
     save_vp3d_export(poses, path)
     plain = np.load(path, allow_pickle=False)

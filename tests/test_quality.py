@@ -12,6 +12,8 @@ from wildpose.pipeline import RunOptions, process_video
 from wildpose.skeleton import COCO_NAMES, H36M_NAMES, H36M_PARENTS
 from wildpose.types import Result
 
+from conftest import dense
+
 
 @pytest.fixture(scope="module")
 def walker(walk_video) -> Result:
@@ -24,9 +26,7 @@ def walker(walk_video) -> Result:
 @pytest.fixture(scope="module")
 def pose0(walker) -> np.ndarray:
     """(17, 3) float64: the walker's first lifted pose, a real skeleton for the synthetic checks."""
-    p = walker.main_track
-    t = int(np.flatnonzero(walker.present[p])[0])
-    return walker.poses_3d[p, t].astype(np.float64)
+    return walker.poses_3d[walker.track(walker.main_track)][0].astype(np.float64)
 
 
 def _single(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,15 +37,15 @@ def _single(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------------------------------ on real data
 
 def test_walker_bones_are_consistent_and_plausible(walker):
-    p = walker.main_track
-    cv = quality.bone_length_cv(walker.poses_3d, walker.present)
+    p, d = walker.main_track, dense(walker)
+    cv = quality.bone_length_cv(d.poses_3d, d.present)
     assert cv.shape == (len(walker.track_ids), 16)
     assert np.isfinite(cv[p]).all()
     summary = quality.bone_cv_summary(cv)
     assert summary["median"][p] < 0.15
     assert summary["worst"][p] < 0.4
     # a lifter that broke into a constant blob would pass the CV checks; real legs are 0.3-0.55 m
-    lengths = np.median(quality.bone_lengths(walker.poses_3d[p][walker.present[p]]), axis=0)
+    lengths = np.median(quality.bone_lengths(walker.poses_3d[walker.track(p)]), axis=0)
     for child in (H36M_NAMES.index(n) for n in ("right_knee", "right_ankle", "left_knee", "left_ankle")):
         assert 0.3 < lengths[child - 1] < 0.55, (H36M_NAMES[child], lengths[child - 1])
 
@@ -53,21 +53,20 @@ def test_walker_bones_are_consistent_and_plausible(walker):
 def test_walker_reprojects_onto_its_keypoints(walker):
     p = walker.main_track
     rep = quality.reprojection_error(walker)
-    present = walker.present
-    assert rep.pixels.shape == present.shape and rep.translation.shape == present.shape + (3,)
-    assert np.isfinite(rep.pixels[present]).all() and np.isnan(rep.pixels[~present]).all()
+    assert rep.pixels.shape == (walker.num_rows,) and rep.translation.shape == (walker.num_rows, 3)
+    assert np.isfinite(rep.pixels).all()
     assert rep.median_relative[p] < 0.15
     assert rep.focal_length == pytest.approx(focal_from_fov(tuple(walker.image_size)))
     # the walker is several metres in front of the camera, and walks: the fitted root moves sideways
-    t = rep.translation[p][present[p]]
+    t = rep.translation[walker.track(p)]
     assert (t[:, 2] > 2.0).all()
     assert abs(t[-1, 0] - t[0, 0]) > 0.5
 
 
 def test_walker_jitter(walker):
-    p = walker.main_track
-    j3 = quality.jitter(walker.poses_3d, walker.present, walker.timestamps)
-    j2 = quality.jitter(walker.keypoints_2d[..., :2], walker.present, walker.timestamps)
+    p, d = walker.main_track, dense(walker)
+    j3 = quality.jitter(d.poses_3d, d.present, walker.timestamps)
+    j2 = quality.jitter(d.keypoints_2d[..., :2], d.present, walker.timestamps)
     assert np.isfinite(j3[p]) and j3[p] > 0 and np.isfinite(j2[p]) and j2[p] > 0
     s = quality.summarize(walker)
     # in body heights per s^2 the temporal lifter's output is smoother than the detector's keypoints
@@ -83,7 +82,8 @@ def test_summarize_on_real_result(walker):
         assert np.shape(tracks[key]) == (P,), key
     assert tracks["bone_cv"].shape == (P, 16)
     assert all(name in quality.BONE_NAMES for name in tracks["bone_cv_worst_bone"])
-    frames = walker.present.sum(1)
+    frames = dense(walker).present.sum(1)
+    assert (frames == walker.track_lengths).all()
     expected = (tracks["reprojection_px"] * frames).sum() / frames.sum()
     assert overall["reprojection_px"] == pytest.approx(expected)
     assert overall["frames"] == frames.sum() and overall["tracks"] == P
@@ -168,8 +168,9 @@ def _projected_result(pose0: np.ndarray, translations: np.ndarray, image_size=(6
     # the face points have no 3D counterpart; give them a plausible place above the shoulders
     keypoints[0, :, :5] = keypoints[0, :, 5:7].mean(1, keepdims=True) - np.array([0.0, 15.0, 0.0])
     keypoints[0, :, :5, 2] = 0.5
-    return Result(keypoints_2d=keypoints, poses_3d=poses[None], track_ids=[1], timestamps=np.arange(T) / 30.0,
-                  fps=30.0, image_size=image_size, interpolated=np.zeros((1, T), bool))
+    return Result.from_dense(keypoints_2d=keypoints, poses_3d=poses[None], track_ids=[1],
+                             timestamps=np.arange(T) / 30.0, fps=30.0, image_size=image_size,
+                             interpolated=np.zeros((1, T), bool))
 
 
 def test_reprojection_recovers_a_known_translation(pose0):
@@ -180,7 +181,7 @@ def test_reprojection_recovers_a_known_translation(pose0):
     # Result stores float32: exact up to its rounding (1e-5 px at 300 px)
     assert np.nanmax(rep.pixels) < 1e-3
     assert np.nanmax(rep.relative) < 1e-5
-    np.testing.assert_allclose(rep.translation[0], translations, atol=1e-5)
+    np.testing.assert_allclose(rep.translation, translations, atol=1e-5)
     # a lens other than the default: the focal length given is used
     result = _projected_result(pose0, translations, focal=1200.0)
     assert np.nanmax(quality.reprojection_error(result, focal_length=1200.0).pixels) < 1e-3
@@ -194,15 +195,15 @@ def test_reprojection_weights_and_refinement(pose0):
     result = _projected_result(pose0, translations)
     left_wrist = COCO_NAMES.index("left_wrist")
     # a wildly wrong keypoint with score 0 is ignored
-    result.keypoints_2d[0, :, left_wrist, :2] += 80.0
-    result.keypoints_2d[0, :, left_wrist, 2] = 0.0
+    result.keypoints_2d[:, left_wrist, :2] += 80.0
+    result.keypoints_2d[:, left_wrist, 2] = 0.0
     rep = quality.reprojection_error(result)
     assert np.nanmax(rep.pixels) < 1e-3
     # with noise, the Gauss-Newton steps lower the pixel error of the linear solve (never raise it)
     rng = np.random.default_rng(3)
     h36m, coco = np.array(quality.H36M_TO_COCO).T
-    X = result.poses_3d[0][:, h36m].astype(np.float64)
-    uv = result.keypoints_2d[0][:, coco, :2].astype(np.float64) + rng.normal(0, 3.0, (T, len(coco), 2))
+    X = result.poses_3d[:, h36m].astype(np.float64)
+    uv = result.keypoints_2d[:, coco, :2].astype(np.float64) + rng.normal(0, 3.0, (T, len(coco), 2))
     w = np.ones((T, len(coco)))
     f, c = focal_from_fov((640, 480)), (320.0, 240.0)
 

@@ -176,18 +176,19 @@ def test_refined_walker_has_steadier_bones_than_the_raw_network(walk_video):
     version failed this on real video (score-weighted moves dragged the person's image offset along)."""
     from wildpose import quality
     from wildpose.pipeline import RunOptions, lift_tracks, process_video
-    from wildpose.types import Result, Tracks
+    from wildpose.types import Result
 
     result, info = process_video(walk_video, RunOptions(end=4))
-    tracks = Tracks(result.keypoints_2d, result.track_ids, result.interpolated, result.timestamps)
+    tracks = result.tracks()
     raw_poses = lift_tracks(tracks, info.image_size, info.fps, refine=False)
-    raw = Result(result.keypoints_2d, raw_poses, result.track_ids, result.timestamps, result.fps,
-                 result.image_size, result.interpolated)
+    raw = Result.from_tracks(tracks, raw_poses, result.fps, result.image_size)
     p = result.main_track
-    cv_refined = quality.bone_cv_summary(quality.bone_length_cv(result.poses_3d, result.present))
-    cv_raw = quality.bone_cv_summary(quality.bone_length_cv(raw.poses_3d, raw.present))
+    present = result.present()
+    cv_refined = quality.bone_cv_summary(quality.bone_length_cv(result.dense(result.poses_3d), present))
+    cv_raw = quality.bone_cv_summary(quality.bone_length_cv(raw.dense(raw.poses_3d), present))
     assert cv_refined["median"][p] < 0.8 * cv_raw["median"][p]
     assert cv_refined["worst"][p] < cv_raw["worst"][p]
     assert quality.reprojection_error(result).median_relative[p] < quality.reprojection_error(raw).median_relative[p]
-    moved = np.linalg.norm(result.poses_3d[p] - raw.poses_3d[p], axis=-1)[result.present[p]]
+    rows = result.track(p)
+    moved = np.linalg.norm(result.poses_3d[rows] - raw.poses_3d[rows], axis=-1)
     assert np.median(moved) < 0.05  # centimetres, not the metres of the bug

@@ -15,6 +15,8 @@ from wildpose.errors import VideoError
 from wildpose.lift.normalize import focal_from_fov
 from wildpose.render import LEFT_COLOR, RIGHT_COLOR, draw_skeletons_2d, estimate_root_positions, render_video
 from wildpose.types import Result
+
+from conftest import dense
 from wildpose.video import probe, read_frames
 
 END = 2.4  # seconds: the first 60 frames of walk_single.mp4 (25 fps)
@@ -85,8 +87,9 @@ def walk_result(walk_video, mocap_dir) -> Result:
         poses[run, 0] = 0.0
     else:
         poses[present] = _mocap_walk(mocap_dir, T)[present]
-    return Result(keypoints_2d=kp[None], poses_3d=poses[None], track_ids=np.array([7]), timestamps=times,
-                  fps=FPS, image_size=info.image_size, interpolated=interpolated[None])
+    return Result.from_dense(keypoints_2d=kp[None], poses_3d=poses[None], track_ids=np.array([7]),
+                             timestamps=times, fps=FPS, image_size=info.image_size,
+                             interpolated=interpolated[None])
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -132,12 +135,12 @@ def test_render_walk_side_by_side(walk_video, walk_result, tmp_path):
     assert len(rendered) == T
     inputs = [f.image for f in read_frames(walk_video, end=END)]
     W = src.width
-    present = walk_result.present[0]
+    present = dense(walk_result).present[0]
     assert present.sum() >= 40 and (~present).sum() >= 1  # the walker is found in most frames, not all
     for t, (frame, image) in enumerate(zip(rendered, inputs)):
         left, right = frame.image[:, :W].astype(int), frame.image[:, W:]
         diff = np.abs(left - image.astype(int)).max(-1)
-        kp = walk_result.keypoints_2d[:, t]
+        kp = dense(walk_result).keypoints_2d[:, t]
         mask = _skeleton_mask(kp, diff.shape, margin=8)
         # far from the skeleton only the encoder's noise remains
         assert diff[~mask].mean() < 3.0, t
@@ -190,15 +193,15 @@ def test_segment_by_timestamp_and_size(walk_video, walk_result, tmp_path):
     t0 = int(np.searchsorted(walk_result.timestamps, 1.0 - 1e-6))
     for k, (frame, image) in enumerate(zip(frames, inputs)):
         diff = np.abs(frame.image[:, :240].astype(int) - image.astype(int)).max(-1)
-        mask = _skeleton_mask(walk_result.keypoints_2d[:, t0 + k] * np.array([0.5, 0.5, 1]), diff.shape, 6)
+        mask = _skeleton_mask(dense(walk_result).keypoints_2d[:, t0 + k] * np.array([0.5, 0.5, 1]), diff.shape, 6)
         assert diff[~mask].mean() < 3.0
-        if walk_result.present[0, t0 + k]:
+        if dense(walk_result).present[0, t0 + k]:
             assert (diff[mask] > 60).sum() >= 10
 
 
 def test_draw_skeletons_2d_changes_only_the_skeleton(walk_result):
-    t = int(np.flatnonzero(walk_result.present[0] & ~walk_result.interpolated[0])[0])
-    kp = walk_result.keypoints_2d[:, t]
+    t = int(np.flatnonzero(dense(walk_result).present[0] & ~dense(walk_result).interpolated[0])[0])
+    kp = dense(walk_result).keypoints_2d[:, t]
     image = np.full((360, 480, 3), 128, np.uint8)
     solid = draw_skeletons_2d(image.copy(), kp, walk_result.track_ids, np.array([False]))
     dashed = draw_skeletons_2d(image.copy(), kp, None, np.array([True]))
@@ -225,20 +228,21 @@ def test_estimate_root_positions_recovers_a_projected_walker(mocap_dir):
     for c, h in pairs:
         coco[:, c, :2] = uv[:, h]
         coco[:, c, 2] = 0.9
-    result = Result(keypoints_2d=coco[None], poses_3d=poses[None], track_ids=[0], timestamps=np.arange(T) / 30,
-                    fps=30, image_size=size, interpolated=np.zeros((1, T), bool))
+    result = Result.from_dense(keypoints_2d=coco[None], poses_3d=poses[None], track_ids=[0],
+                               timestamps=np.arange(T) / 30, fps=30, image_size=size,
+                               interpolated=np.zeros((1, T), bool))
     roots = estimate_root_positions(result)
-    assert roots.shape == (1, T, 3) and roots.dtype == np.float32
-    err = np.linalg.norm(roots[0] - truth, axis=-1)
+    assert roots.shape == (T, 3) and roots.dtype == np.float32  # a row per row of the result
+    err = np.linalg.norm(roots - truth, axis=-1)
     assert np.median(err / truth[:, 2]) < 0.05
     # a focal length twice as long puts everyone twice as far
     far = estimate_root_positions(result, focal=2 * f)
-    assert np.allclose(far[0, :, 2], 2 * roots[0, :, 2], rtol=1e-4)
+    assert np.allclose(far[:, 2], 2 * roots[:, 2], rtol=1e-4)
 
 
 def test_estimate_root_positions_on_the_walk(walk_result):
-    roots = estimate_root_positions(walk_result)[0]
-    present = walk_result.present[0]
+    roots = walk_result.dense(estimate_root_positions(walk_result), 0)
+    present = dense(walk_result).present[0]
     assert np.isfinite(roots[present]).all() and np.isnan(roots[~present]).all()
     # the man is about 60 px tall in a 480 px wide frame filmed at ~60 degrees: some 8-20 m away
     assert 6.0 < np.median(roots[present, 2]) < 25.0

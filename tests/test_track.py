@@ -13,6 +13,8 @@ from wildpose.skeleton import COCO_FLIP
 from wildpose.track import Tracker, TrackerConfig, box_iou, keypoint_similarity, track_people
 from wildpose.types import People2D
 
+from conftest import dense
+
 DEFAULT = TrackerConfig()
 
 
@@ -102,7 +104,7 @@ def _centres(tracks, p: int) -> np.ndarray:
 
 def test_walk_single_gives_one_track_covering_the_walker(walk_detections):
     det = walk_detections
-    tracks = track_people(det.frames, det.timestamps)
+    tracks = dense(track_people(det.frames, det.timestamps))
     assert len(tracks) == 1
     assert tracks.track_ids.tolist() == [1]
     detected = tracks.present[0] & ~tracks.interpolated[0]
@@ -149,7 +151,7 @@ def test_crowd_tracks_are_simultaneous_and_continuous(crowd_detections):
 
 def test_crowd_dense_tracks(crowd_detections):
     det = crowd_detections
-    tracks = track_people(det.frames, det.timestamps)
+    tracks = dense(track_people(det.frames, det.timestamps))
     T = len(det.frames)
     assert tracks.keypoints_2d.shape == (len(tracks), T, 17, 3)
     assert len(tracks) >= 5
@@ -167,21 +169,21 @@ def test_crowd_dense_tracks(crowd_detections):
 
 def test_max_people_keeps_the_longest_tracks(crowd_detections):
     det = crowd_detections
-    everyone = track_people(det.frames, det.timestamps)
+    everyone = dense(track_people(det.frames, det.timestamps))
     lengths = np.sort(everyone.present.sum(1))[::-1]
     for n in (1, 3):
-        kept = track_people(det.frames, det.timestamps, dataclasses.replace(DEFAULT, max_people=n))
+        kept = dense(track_people(det.frames, det.timestamps, dataclasses.replace(DEFAULT, max_people=n)))
         assert len(kept) == n
         assert kept.track_ids.tolist() == list(range(1, n + 1))
         assert np.sort(kept.present.sum(1))[::-1].tolist() == lengths[:n].tolist()
-    assert len(track_people(det.frames, det.timestamps, dataclasses.replace(DEFAULT, max_people=100))) == len(everyone)
+    assert len(dense(track_people(det.frames, det.timestamps, dataclasses.replace(DEFAULT, max_people=100)))) == len(everyone)
 
 
 @pytest.mark.parametrize("video", ["walk", "crowd"])
 def test_single_keeps_the_best_person_in_every_frame(video, request):
     det = request.getfixturevalue(f"{video}_detections")
     config = dataclasses.replace(DEFAULT, single=True)
-    tracks = track_people(det.frames, det.timestamps, config)
+    tracks = dense(track_people(det.frames, det.timestamps, config))
     assert len(tracks) == 1
     assert tracks.present[0].all(), "edges are held, gaps interpolated: every frame has a pose"
     best = [int(np.argmax(p.scores)) if len(p) and p.scores.max() >= config.min_score else -1
@@ -211,7 +213,7 @@ def test_short_gap_is_interpolated_and_marked(walker):
     keypoints, boxes, timestamps = walker
     keep = np.ones(len(timestamps), bool)
     keep[40:45] = False  # 0.2 s at 25 fps, below max_gap
-    tracks = track_people(_sequence(keypoints, boxes, keep), timestamps)
+    tracks = dense(track_people(_sequence(keypoints, boxes, keep), timestamps))
     assert len(tracks) == 1
     assert tracks.present[0].all()
     assert (tracks.interpolated[0] == ~keep).all()
@@ -227,7 +229,7 @@ def test_long_gap_splits_the_track(walker):
     keep = np.ones(len(timestamps), bool)
     keep[40:60] = False  # 0.8 s: longer than max_gap (0.5 s), shorter than max_missed (1 s)
     frames = _sequence(keypoints, boxes, keep)
-    tracks = track_people(frames, timestamps)
+    tracks = dense(track_people(frames, timestamps))
     assert tracks.track_ids.tolist() == [1, 2]
     assert np.flatnonzero(tracks.present[0]).tolist() == list(range(40))
     assert np.flatnonzero(tracks.present[1]).tolist() == list(range(60, len(timestamps)))
@@ -237,7 +239,7 @@ def test_long_gap_splits_the_track(walker):
     online = [tracker.update(f, t) for f, t in zip(frames, timestamps)]
     assert set(np.concatenate(online).tolist()) == {0}
     # with a longer max_gap the same gap is filled instead
-    bridged = track_people(frames, timestamps, dataclasses.replace(DEFAULT, max_gap=1.0))
+    bridged = dense(track_people(frames, timestamps, dataclasses.replace(DEFAULT, max_gap=1.0)))
     assert len(bridged) == 1 and (bridged.interpolated[0] == ~keep).all()
 
 
@@ -261,7 +263,7 @@ def test_crossing_people_keep_their_ids(walker, walk_detections, motion):
         order = rng.permutation(2)  # detection order must not carry the identity
         frames.append(People2D(np.stack([keypoints[t], mirrored_k[t]])[order],
                                np.stack([boxes[t], mirrored_b[t]])[order]))
-    tracks = track_people(frames, timestamps, dataclasses.replace(DEFAULT, motion=motion))
+    tracks = dense(track_people(frames, timestamps, dataclasses.replace(DEFAULT, motion=motion)))
     assert len(tracks) == 2 and tracks.present.all()
     x = np.stack([_centres(tracks, 0), _centres(tracks, 1)])
     # the two paths do cross (the check is meaningful), and each track stays on one side's path
@@ -277,7 +279,7 @@ def test_crossing_check_sees_a_swap(walker, walk_detections):
     mirrored_k, mirrored_b = _mirror(keypoints, boxes, walk_detections.width)
     frames = [People2D(np.stack([k, mk]), np.stack([b, mb]))
               for k, mk, b, mb in zip(keypoints, mirrored_k, boxes, mirrored_b)]
-    tracks = track_people(frames, timestamps, dataclasses.replace(DEFAULT, motion="constant", oks_weight=0.0))
+    tracks = dense(track_people(frames, timestamps, dataclasses.replace(DEFAULT, motion="constant", oks_weight=0.0)))
     assert len(tracks) == 2 and tracks.present.all()
     # a track that starts on one person and ends on the other
     assert any(np.array_equal(tracks.keypoints_2d[p, 0], keypoints[0])
@@ -291,11 +293,11 @@ def test_low_score_detections_continue_but_never_start_tracks(walker):
     dipped = boxes.copy()
     dipped[20:40, 4] = low[20:40, 4]  # the score dips for 20 frames in the middle
     keep = np.ones(len(timestamps), bool)
-    assert len(track_people(_sequence(keypoints, low, keep), timestamps)) == 0
-    tracks = track_people(_sequence(keypoints, dipped, keep), timestamps)
+    assert len(dense(track_people(_sequence(keypoints, low, keep), timestamps))) == 0
+    tracks = dense(track_people(_sequence(keypoints, dipped, keep), timestamps))
     assert len(tracks) == 1 and tracks.present[0].all() and not tracks.interpolated.any()
     no_second_chance = dataclasses.replace(DEFAULT, low_score=DEFAULT.min_score)
-    split = track_people(_sequence(keypoints, dipped, keep), timestamps, no_second_chance)
+    split = dense(track_people(_sequence(keypoints, dipped, keep), timestamps, no_second_chance))
     assert not split.present[:, 20:40].any()
 
 
@@ -305,9 +307,9 @@ def test_min_track_length_drops_short_tracks(walker):
     boxes[:, 4] = np.maximum(boxes[:, 4], DEFAULT.min_score)  # every frame may start a track
     keep = np.zeros(len(timestamps), bool)
     keep[10:10 + DEFAULT.min_track_length - 1] = True
-    assert len(track_people(_sequence(keypoints, boxes, keep), timestamps)) == 0
+    assert len(dense(track_people(_sequence(keypoints, boxes, keep), timestamps))) == 0
     keep[10 + DEFAULT.min_track_length - 1] = True
-    assert len(track_people(_sequence(keypoints, boxes, keep), timestamps)) == 1
+    assert len(dense(track_people(_sequence(keypoints, boxes, keep), timestamps))) == 1
 
 
 @settings(max_examples=20, deadline=None)
@@ -332,7 +334,7 @@ def test_property_spans_and_unique_ids(walker, walk_detections, data):
     for f, t in zip(frames, times):
         ids = tracker.update(f, t)
         assert len(np.unique(ids[ids >= 0])) == (ids >= 0).sum()
-    tracks = track_people(frames, times, dataclasses.replace(DEFAULT, min_track_length=1))
+    tracks = dense(track_people(frames, times, dataclasses.replace(DEFAULT, min_track_length=1)))
     inputs = [{tuple(k.ravel()) for k in f.keypoints} for f in frames]
     for p in range(len(tracks)):
         present, interpolated = tracks.present[p], tracks.interpolated[p]
@@ -371,13 +373,13 @@ def test_box_iou_and_keypoint_similarity(walker):
 
 def test_nobody_and_bad_input():
     timestamps = np.arange(5) / 25
-    tracks = track_people([People2D.empty()] * 5, timestamps)
+    tracks = dense(track_people([People2D.empty()] * 5, timestamps))
     assert len(tracks) == 0 and tracks.keypoints_2d.shape == (0, 5, 17, 3)
-    assert len(track_people([People2D.empty()] * 5, timestamps, TrackerConfig(single=True))) == 0
+    assert len(dense(track_people([People2D.empty()] * 5, timestamps, TrackerConfig(single=True)))) == 0
     with pytest.raises(ValueError, match="timestamps"):
-        track_people([People2D.empty()] * 5, timestamps[:4])
+        dense(track_people([People2D.empty()] * 5, timestamps[:4]))
     with pytest.raises(ValueError, match="increasing"):
-        track_people([People2D.empty()] * 5, timestamps[::-1])
+        dense(track_people([People2D.empty()] * 5, timestamps[::-1]))
     tracker = Tracker()
     tracker.update(People2D.empty(), 1.0)
     with pytest.raises(ValueError, match="increase"):

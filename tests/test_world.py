@@ -177,25 +177,46 @@ def test_align_world_input_checks():
         align_world(np.zeros((10, 17, 3)))
     with pytest.raises(ValueError, match="no frame"):
         align_world(np.full((2, 5, 17, 3), np.nan))
+    with pytest.raises(ValueError, match="rows"):
+        align_world(np.zeros((10, 17, 3)), person=np.zeros(9, int))
+
+
+def test_align_world_rows_equal_the_dense_layout(held_out, mocap_dir):
+    """Sparse rows (a person index per row) give the same world as the (P, T) layout, to the bit."""
+    h, c = _at_30fps(held_out[1])
+    _, joints_cam, *_ = _camera_scene(h, c, 15.0, 2.0, 1.8, 6.0)
+    n = min(60, len(joints_cam))
+    poses = np.full((3, n + 20, 17, 3), np.nan)
+    for p in range(3):  # three people in view over different, overlapping spans
+        poses[p, 10 * p:10 * p + n] = joints_cam[:n] + np.array([1.5 * p - 1.5, 0.0, 0.8 * p])
+    dense_world, dense_cam = align_world(poses)
+    present = np.isfinite(poses).all((-1, -2))
+    person, frame = np.nonzero(present)
+    rows_world, rows_cam = align_world(poses[present], person=person)
+    np.testing.assert_array_equal(rows_world, dense_world[present])
+    np.testing.assert_array_equal(rows_cam["rotation"], dense_cam["rotation"])
 
 
 def test_walk_video_world_is_upright(walk_video):
     from wildpose.pipeline import RunOptions, process_video
 
     result, info = process_video(walk_video, RunOptions(end=4))
-    extras = locate_people(result.keypoints_2d, result.poses_3d, info.image_size, info.fps, result.timestamps)
-    P, T = result.poses_3d.shape[:2]
-    assert extras["trajectory"].shape == (P, T, 3) and extras["poses_world"].shape == (P, T, 17, 3)
-    assert extras["camera_rotation"].shape == (3, 3) and extras["camera_position"].shape == (3,)
+    # the world stage alone, on the sparse rows, as if the camera were static
+    placed = locate_people(result, result.keypoints_2d, result.poses_3d, info.image_size, info.fps)
+    N, T = result.num_rows, result.num_frames
+    assert placed.trajectory.shape == (N, 3) and placed.poses_world.shape == (N, 17, 3)
+    assert placed.rotation.shape == (3, 3) and placed.position.shape == (3,)
+    assert placed.rotations.shape == (T, 3, 3)
     main = result.main_track
-    world = extras["poses_world"][main]
+    rows = result.track(main)
+    world = placed.poses_world[rows]
     ok = np.isfinite(world).all((-1, -2))
-    assert ok.sum() > 0.8 * result.present[main].sum()
+    assert ok.sum() > 0.8 * (rows.stop - rows.start)
     spine = world[ok, 8] - world[ok, 0]
     tilt = np.degrees(np.arccos(spine[:, 1] / np.linalg.norm(spine, axis=-1)))
     assert np.median(tilt) < 20.0 and np.percentile(tilt, 90) < 30.0
     lower = world[ok][:, [3, 6], 1].min(axis=-1)
     assert np.mean(np.abs(lower) < 0.3) > 0.9  # his feet stay near the floor, y = 0
     assert 0.5 < np.median(world[ok, 0, 1]) < 1.3  # the pelvis at a standing adult's height
-    depth = extras["trajectory"][main][ok, 2]
+    depth = placed.trajectory[rows][ok, 2]
     assert 2.0 < np.median(depth) < 20.0

@@ -162,7 +162,6 @@ def _read_2d(path: Path, reference_fps: float = 50.0):
 
     from .formats.keypoints import load_tracks
     from .formats.reference import read_custom_dataset, read_detectron_npz
-    from .types import Tracks
 
     from .errors import FormatError
 
@@ -181,23 +180,27 @@ def _read_2d(path: Path, reference_fps: float = 50.0):
             size = (int(meta.get("w", 0)), int(meta.get("h", 0)))
             if min(size) <= 0:
                 raise FormatError(f"no image size for video {name!r} in metadata", path)
-            T = len(xy)
-            kp = np.concatenate([xy, np.ones((T, 17, 1), np.float32)], -1)[None]
-            tracks = Tracks(kp, np.array([1]), np.zeros((1, T), bool), np.arange(T) / reference_fps)
-            out.append((name, tracks, reference_fps, size))
+            out.append((name, _one_track(xy, reference_fps), reference_fps, size))
         return out
     if "keypoints" in names and "boxes" in names:  # the reference's Detectron output: per-frame detections
         from .formats.reference import fill_single_track
 
         people, metadata = read_detectron_npz(path)
         xy = fill_single_track(people)
-        T = len(xy)
-        kp = np.concatenate([xy, np.ones((T, 17, 1), np.float32)], -1)[None]
-        fps = reference_fps
-        tracks = Tracks(kp, np.array([1]), np.zeros((1, T), bool), np.arange(T) / fps)
-        return [(name, tracks, fps, (int(metadata["w"]), int(metadata["h"])))]
+        return [(name, _one_track(xy, reference_fps), reference_fps, (int(metadata["w"]), int(metadata["h"])))]
     raise FormatError("not a 2D keypoints file wildpose knows (wildpose detect, Detectron npz or custom dataset)",
                       path)
+
+
+def _one_track(xy, fps: float):
+    """The reference's one person per video, (T, 17, 2) pixels on every frame -> Tracks (score 1)."""
+    import numpy as np
+
+    from .types import Tracks
+
+    T = len(xy)
+    kp = np.concatenate([np.asarray(xy, np.float32), np.ones((T, 17, 1), np.float32)], -1)
+    return Tracks(np.array([1]), np.array([T]), np.arange(T), np.arange(T) / fps, kp, np.zeros(T, bool))
 
 
 def _npz_names(path: Path) -> list[str]:
@@ -225,13 +228,12 @@ def cmd_lift(args) -> int:
     def work(path: Path) -> str:
         lines = []
         for name, tracks, fps, size in _read_2d(path, args.fps or 50.0):
-            poses = lift_tracks(tracks, size, fps, model=model, intrinsics=_camera(args, size),
-                                flip=not args.no_flip, path=path, refine=not args.no_refine)
-            result = Result(tracks.keypoints_2d, poses, tracks.track_ids, tracks.timestamps, fps, size,
-                            tracks.interpolated)
+            poses = lift_tracks(tracks, size, fps, _camera(args, size), model=model, flip=not args.no_flip,
+                                path=path, refine=not args.no_refine)
+            result = Result.from_tracks(tracks, poses, fps, size)
             out = Path(args.output) / Path(name).stem / "poses.npz"  # walk.mp4 -> walk/, as `run` names it
             save_result(result, out)
-            lines.append(f"{path}: {name}: {len(tracks)} tracks, {len(tracks.timestamps)} frames -> {out}")
+            lines.append(f"{path}: {name}: {len(tracks)} tracks, {tracks.num_frames} frames -> {out}")
         return "\n".join(lines)
 
     return _for_each([Path(p) for p in args.inputs], work, args.quiet)
@@ -251,13 +253,14 @@ def cmd_dataset(args) -> int:
 
     def work(path: Path) -> str:
         for name, tracks, fps, size in _read_2d(path, args.fps or 50.0):
-            present = tracks.present.sum(1)
-            p = int(np.argmax(present))  # the main track: the reference keeps one person per video
-            kp = tracks.keypoints_2d[p, :, :, :2]
-            idx = np.flatnonzero(tracks.present[p])
-            if len(idx) == 0:
+            if tracks.num_rows == 0:
                 raise FormatError(f"video {name!r} has no keypoints", path)
-            kp = kp[idx[0]:idx[-1] + 1]  # the track's span; gaps inside were interpolated by the tracker
+            p = tracks.main_track  # the reference keeps one person per video
+            idx = tracks.frames(p)
+            # the track's span, every frame of it (a file with holes in a track: filled with the nearest row)
+            span = np.arange(idx[0], idx[-1] + 1)
+            nearest = np.clip(np.searchsorted(idx, span), 0, len(idx) - 1)
+            kp = tracks.keypoints_2d[tracks.track(p)][nearest, :, :2]
             positions[name] = np.ascontiguousarray(kp, np.float32)
             metadata[name] = {"w": int(size[0]), "h": int(size[1])}
         return f"{path}: added {name}"

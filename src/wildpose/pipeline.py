@@ -1,7 +1,14 @@
-"""Compose the stages for one video: decode -> 2D people -> tracks -> 3D -> files.
+"""Compose the stages for one video: decode -> 2D people -> tracks -> 3D -> world -> files.
 
-Each stage is its own module; this one only wires them together, owns the output folder layout and makes the
-folder appear atomically (it is assembled under a temporary name and renamed when complete).
+Each stage is its own module and hands its output type to the next:
+
+    video.read_frames -> detect2d (Detections) -> track.track_people (Tracks) -> lift_tracks (poses rows)
+    -> world.locate_people (PeopleInWorld) -> types.Result -> formats.result.save_result / render
+
+People are rows (one per person-frame, ``types.TrackRows``) from tracking on: nothing here allocates
+tracks x frames. The camera is one ``CameraIntrinsics`` made once per video from the options. This module only
+wires the stages together, owns the output folder layout and makes the folder appear atomically (it is
+assembled under a temporary name and renamed when complete).
 """
 
 from __future__ import annotations
@@ -20,8 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import NoPersonError, VideoError, WildposeError
-from .geometry import true_runs
-from .types import People2D, Result, Tracks, VideoInfo
+from .types import Camera, Detections, People2D, Result, Tracks, VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +104,11 @@ def make_detector(options: RunOptions = RunOptions()):
 
 def detect_video(path: str | os.PathLike, detector=None, *, start: float | None = None, end: float | None = None,
                  progress: Progress | None = None,
-                 camera_motion=None) -> tuple[list[People2D], np.ndarray, VideoInfo]:
+                 camera_motion=None) -> tuple[Detections, np.ndarray, VideoInfo]:
     """Decode a video and find everyone in every frame.
 
-    Returns (people per frame, timestamps (T,) float64 seconds, VideoInfo). Frames are streamed: memory holds
-    one frame at a time plus the (small) keypoints. ``camera_motion`` (a
+    Returns (Detections: the people of every frame, timestamps (T,) float64 seconds, VideoInfo). Frames are
+    streamed: memory holds one frame at a time plus the keypoints, in two growing arrays. ``camera_motion`` (a
     ``wildpose.camera_motion.CameraMotionEstimator``) is fed every frame with the people found in it, in the
     same pass.
     """
@@ -110,17 +116,18 @@ def detect_video(path: str | os.PathLike, detector=None, *, start: float | None 
 
     info = probe(path)
     detector = detector if detector is not None else make_detector()
-    people: list[People2D] = []
+    people = Detections()
     timestamps: list[float] = []
     total = _expected_frames(info, start, end)
     for frame in read_frames(path, start=start, end=end):
-        people.append(detector(frame.image))
+        found = detector(frame.image)
+        people.append(found)
         if camera_motion is not None:
-            camera_motion.update(frame.image, people[-1])
+            camera_motion.update(frame.image, found)
         timestamps.append(frame.timestamp)
         if progress is not None:
             progress(len(people), total)
-    if not people:
+    if not len(people):
         raise VideoError("no frames decoded" + (" in the selected segment" if start or end else ""), path)
     return people, np.asarray(timestamps, np.float64), info
 
@@ -148,7 +155,7 @@ def track_video(people: Sequence[People2D], timestamps: np.ndarray, options: Run
 
 
 def keypoints_for_lifting(tracks: Tracks, intrinsics, path: str | os.PathLike | None = None) -> np.ndarray:
-    """The tracks' keypoints undistorted for ``intrinsics`` (pixels of an ideal pinhole camera), (P, T, 17, 3).
+    """The tracks' keypoint rows undistorted for ``intrinsics`` (pixels of an ideal pinhole camera), (N, 17, 3).
 
     The few points the lens model cannot place keep their detected position (the lifter needs every joint);
     WildposeError naming ``path`` when that is more than 1% of them: the calibration does not fit the video.
@@ -156,6 +163,8 @@ def keypoints_for_lifting(tracks: Tracks, intrinsics, path: str | os.PathLike | 
     from .camera import undistort_keypoints
 
     keypoints = undistort_keypoints(tracks.keypoints_2d, intrinsics)
+    if keypoints is tracks.keypoints_2d:  # a pinhole camera: nothing moved
+        return keypoints
     lost = np.isnan(keypoints) & ~np.isnan(tracks.keypoints_2d)
     if lost.any():
         share = lost[..., 0].sum() / max(1, np.isfinite(tracks.keypoints_2d[..., 0]).sum())
@@ -167,35 +176,31 @@ def keypoints_for_lifting(tracks: Tracks, intrinsics, path: str | os.PathLike | 
     return keypoints
 
 
-def lift_tracks(tracks: Tracks, image_size: tuple[int, int], fps: float, *, model=None,
-                focal_length: float | None = None, flip: bool = True, intrinsics=None,
-                path: str | os.PathLike | None = None, keypoints: np.ndarray | None = None,
-                refine: bool = True) -> np.ndarray:
-    """3D poses for every track: (P, T, 17, 3) float32 metres, NaN where the track is absent.
+def lift_tracks(tracks: Tracks, image_size: tuple[int, int], fps: float, intrinsics=None, *, model=None,
+                flip: bool = True, refine: bool = True, keypoints: np.ndarray | None = None,
+                path: str | os.PathLike | None = None) -> np.ndarray:
+    """3D poses for every track: rows (N, 17, 3) float32 metres, camera axes, root-relative, one per row of
+    ``tracks``.
 
-    Each contiguous run of a track's frames is lifted on its own, with its own timestamps, so the lifter's
+    Each run of a track's consecutive frames is lifted on its own, with its own timestamps, so the lifter's
     temporal resampling sees the true time between frames (variable frame rate included). ``intrinsics``
-    (a wildpose.camera.CameraIntrinsics) takes precedence over ``focal_length``: the keypoints are undistorted
-    (``keypoints_for_lifting``, unless ``keypoints`` gives them already undistorted) and normalised with its
-    focal length and principal point.
+    (a wildpose.camera.CameraIntrinsics; default: ``CameraIntrinsics.default(image_size)``) gives the lens,
+    focal length and principal point: the keypoints are undistorted (``keypoints_for_lifting``, unless
+    ``keypoints`` gives them already undistorted) and normalised with them.
     """
     from .camera import CameraIntrinsics
     from .lift import lift, load_lifter
 
     model = model if model is not None else load_lifter()
     if intrinsics is None:
-        intrinsics = (CameraIntrinsics.default(image_size) if focal_length is None
-                      else CameraIntrinsics.from_focal(image_size, focal_length))
+        intrinsics = CameraIntrinsics.default(image_size)
     if keypoints is None:
         keypoints = keypoints_for_lifting(tracks, intrinsics, path)
-    P, T = tracks.keypoints_2d.shape[:2]
-    poses = np.full((P, T, 17, 3), np.nan, np.float32)
-    present = tracks.present
-    for p in range(P):
-        for lo, hi in true_runs(present[p]):
-            poses[p, lo:hi] = lift(keypoints[p, lo:hi], image_size, fps, focal_length=intrinsics.focal_length,
-                                   principal_point=intrinsics.principal_point, model=model,
-                                   timestamps=tracks.timestamps[lo:hi], flip=flip, refine=refine)
+    poses = np.full((tracks.num_rows, 17, 3), np.nan, np.float32)
+    for _, rows in tracks.spans():
+        poses[rows] = lift(keypoints[rows], image_size, fps, focal_length=intrinsics.focal_length,
+                           principal_point=intrinsics.principal_point, model=model,
+                           timestamps=tracks.timestamps[tracks.frame_index[rows]], flip=flip, refine=refine)
     return poses
 
 
@@ -203,6 +208,7 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
                   progress: Progress | None = None) -> tuple[Result, VideoInfo]:
     """Video file -> Result (nothing written)."""
     from .lift import load_lifter
+    from .world import locate_people
 
     model = model if model is not None else load_lifter(options.lifter)
     estimator = None
@@ -210,27 +216,31 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
         from .camera_motion import CameraMotionEstimator
 
         estimator = CameraMotionEstimator(lambda size: camera_for(options, size))
-    people, timestamps, info = detect_video(path, detector, start=options.start, end=options.end, progress=progress,
-                                            camera_motion=estimator)
-    tracks = track_video(people, timestamps, options, path)
+    detections, timestamps, info = detect_video(path, detector, start=options.start, end=options.end,
+                                                progress=progress, camera_motion=estimator)
+    tracks = track_video(detections, timestamps, options, path)
+    del detections  # the tracks hold what is kept of them
     intrinsics = camera_for(options, info.image_size)
-    motion, motion_extras = _camera_motion(estimator, len(tracks.timestamps), path)
+    rotations, static, held = _camera_motion(estimator, tracks.num_frames, path)
     keypoints = keypoints_for_lifting(tracks, intrinsics, path)  # undistorted once, for both networks
-    poses = lift_tracks(tracks, info.image_size, info.fps, model=model, intrinsics=intrinsics, flip=options.flip,
-                        keypoints=keypoints, refine=options.refine)
-    result = Result(keypoints_2d=tracks.keypoints_2d, poses_3d=poses, track_ids=tracks.track_ids,
-                    timestamps=tracks.timestamps, fps=info.fps, image_size=info.image_size,
-                    interpolated=tracks.interpolated,
-                    extras={**_locate(keypoints, tracks.timestamps, poses, info, intrinsics, options, motion),
-                            **camera_extras(intrinsics, options), **motion_extras})
+    poses = lift_tracks(tracks, info.image_size, info.fps, intrinsics, model=model, flip=options.flip,
+                        refine=options.refine, keypoints=keypoints)
+    world = locate_people(tracks, keypoints, poses, info.image_size, info.fps, intrinsics, flip=options.flip,
+                          camera_rotations=rotations)
+    del keypoints
+    camera = Camera(intrinsics, focal_length_known=options.focal_length is not None or options.fov is not None,
+                    rotation=world.rotation, position=world.position, rotations=world.rotations, static=static,
+                    rotation_held=held)
+    result = Result.from_tracks(tracks, poses, info.fps, info.image_size, trajectory=world.trajectory,
+                                poses_world=world.poses_world, camera=camera)
     return result, info
 
 
-def _camera_motion(estimator, frames: int, path) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+def _camera_motion(estimator, frames: int, path) -> tuple[np.ndarray | None, bool, np.ndarray]:
     """The rotations to hand to ``locate_people`` (None for a static camera, which keeps the static alignment
-    exactly) and the extras ``camera_static`` (bool) and ``camera_rotation_held`` (T,) bool."""
+    exactly), whether the camera is static, and the (T,) bool frames whose rotation was held."""
     if estimator is None:
-        return None, {"camera_static": np.asarray(True), "camera_rotation_held": np.zeros(frames, bool)}
+        return None, True, np.zeros(frames, bool)
     motion = estimator.result()
     if len(motion) != frames:  # the estimator saw every decoded frame: anything else is a wiring error
         raise WildposeError(f"camera motion has {len(motion)} frames, the tracks {frames}", path)
@@ -239,31 +249,7 @@ def _camera_motion(estimator, frames: int, path) -> tuple[np.ndarray | None, dic
     log.info("camera %s: turns up to %.1f degrees from the first frame (pan %.1f..%.1f, tilt %.1f..%.1f), "
              "%d of %d frames held", "static" if static else "turning", motion.max_angle_deg, pan.min(), pan.max(),
              tilt.min(), tilt.max(), int(motion.held.sum()), len(motion))
-    extras = {"camera_static": np.asarray(static), "camera_rotation_held": motion.held.copy()}
-    return (None if static else motion.rotations), extras
-
-
-def camera_extras(intrinsics, options: RunOptions) -> dict[str, np.ndarray]:
-    """The camera the 3D results were computed with, for ``poses.npz``: ``camera_matrix`` (3, 3) K in pixels,
-    ``camera_model`` ("pinhole", "opencv" or "fisheye"), ``camera_distortion`` (its coefficients, OpenCV order,
-    possibly none) and ``focal_length_known`` (False when the default field of view was assumed, so a reader
-    knows the metric depths rest on a guess)."""
-    return {"camera_matrix": np.asarray(intrinsics.matrix, np.float64),
-            "camera_model": np.asarray(intrinsics.model),
-            "camera_distortion": np.asarray(intrinsics.distortion, np.float64).reshape(-1),
-            "focal_length_known": np.asarray(options.focal_length is not None or options.fov is not None)}
-
-
-def _locate(keypoints: np.ndarray, timestamps: np.ndarray, poses: np.ndarray, info: VideoInfo, intrinsics,
-            options: RunOptions, camera_rotations: np.ndarray | None = None) -> dict:
-    """Result.extras from wildpose.world: ``trajectory`` (P, T, 3) camera-space roots, ``poses_3d_camera``,
-    ``poses_world`` (P, T, 17, 3; y up, floor at y = 0), ``camera_rotation`` (3, 3), ``camera_position`` (3,),
-    ``camera_rotations`` (T, 3, 3)."""
-    from .world import locate_people
-
-    return locate_people(keypoints, poses, info.image_size, info.fps, timestamps,
-                         focal_length=intrinsics.focal_length, principal_point=intrinsics.principal_point,
-                         flip=options.flip, camera_rotations=camera_rotations)
+    return (None if static else motion.rotations), bool(static), motion.held.copy()
 
 
 def main_track_poses(result: Result) -> np.ndarray:
@@ -273,14 +259,14 @@ def main_track_poses(result: Result) -> np.ndarray:
     holds the edges; frames inside are the track's own (interpolated where it had short gaps).
     """
     p = result.main_track
-    present = result.present[p]
-    idx = np.flatnonzero(present)
-    t = np.arange(len(present))
+    rows = result.track(p)
+    idx = result.frame_index[rows]
+    poses = result.poses_3d[rows]
+    t = np.arange(result.num_frames)
     after = np.clip(np.searchsorted(idx, t), 0, len(idx) - 1)  # first present frame at or after t
     before = np.clip(after - 1, 0, len(idx) - 1)
-    nearest = np.where(np.abs(idx[before] - t) < np.abs(idx[after] - t), idx[before], idx[after])
-    filled = result.poses_3d[p][nearest]
-    return np.ascontiguousarray(filled, np.float32)
+    nearest = np.where(np.abs(idx[before] - t) < np.abs(idx[after] - t), before, after)
+    return np.ascontiguousarray(poses[nearest], np.float32)
 
 
 @contextlib.contextmanager
@@ -334,7 +320,7 @@ def run_video(path: str | os.PathLike, out_root: str | os.PathLike, options: Run
                          progress=render_progress)
             files.append("render.mp4")
     seconds = time.perf_counter() - t0
-    return VideoSummary(str(path), out_dir, len(result.timestamps), len(result.track_ids), seconds, files)
+    return VideoSummary(str(path), out_dir, result.num_frames, len(result.track_ids), seconds, files)
 
 
 def find_videos(inputs: Sequence[str | os.PathLike], glob: str | None = None) -> list[Path]:

@@ -204,30 +204,35 @@ def _all_nan_ok():
 
 @dataclass(frozen=True)
 class Reprojection:
-    """What ``reprojection_error`` found, per track and frame (NaN where a track is absent or unfittable).
+    """What ``reprojection_error`` found, per row of the result (NaN where a pose could not be fitted).
 
-    pixels: (P, T) score-weighted mean distance (px) between the projected 3D joints and their 2D keypoints
-    relative: (P, T) the same divided by the person's 2D height (``keypoint_height``), unitless
-    translation: (P, T, 3) the fitted root position in camera space, metres
+    pixels: (N,) score-weighted mean distance (px) between the projected 3D joints and their 2D keypoints
+    relative: (N,) the same divided by the person's 2D height (``keypoint_height``), unitless
+    translation: (N, 3) the fitted root position in camera space, metres
     focal_length: the focal length used, pixels
+    track_lengths: (P,) rows of each track (the result's layout), for the per-track medians
     """
 
     pixels: np.ndarray
     relative: np.ndarray
     translation: np.ndarray
     focal_length: float
+    track_lengths: np.ndarray
+
+    def _per_track(self, values: np.ndarray) -> np.ndarray:
+        edges = np.concatenate([[0], np.cumsum(self.track_lengths)])
+        with _all_nan_ok():
+            return np.array([np.nanmedian(values[a:b]) if b > a else np.nan for a, b in zip(edges[:-1], edges[1:])])
 
     @property
     def median_pixels(self) -> np.ndarray:
         """(P,) median over each track's frames, pixels."""
-        with _all_nan_ok():
-            return np.nanmedian(self.pixels, axis=1)
+        return self._per_track(self.pixels)
 
     @property
     def median_relative(self) -> np.ndarray:
         """(P,) median over each track's frames, fraction of the person's height."""
-        with _all_nan_ok():
-            return np.nanmedian(self.relative, axis=1)
+        return self._per_track(self.relative)
 
 
 def reprojection_error(result: Result, focal_length: float | None = None, iterations: int = 3) -> Reprojection:
@@ -240,18 +245,17 @@ def reprojection_error(result: Result, focal_length: float | None = None, iterat
 
     Returns
     -------
-    Reprojection with (P, T) pixel and relative errors and (P, T, 3) translations.
+    Reprojection with (N,) pixel and relative errors and (N, 3) translations, a row per row of ``result``.
     """
     w_img, h_img = (int(v) for v in result.image_size)
     f = float(focal_length) if focal_length is not None else focal_from_fov((w_img, h_img))
     c = (w_img / 2.0, h_img / 2.0)
-    P, T = result.poses_3d.shape[:2]
-    present = result.present
-    pixels = np.full((P, T), np.nan)
-    translation = np.full((P, T, 3), np.nan)
-    if present.any():
-        X = result.poses_3d[present][:, _H36M_IDX].astype(np.float64)  # (N, 12, 3)
-        kp = result.keypoints_2d[present][:, _COCO_IDX].astype(np.float64)  # (N, 12, 3)
+    N = result.num_rows
+    pixels = np.full(N, np.nan)
+    translation = np.full((N, 3), np.nan)
+    if N:
+        X = result.poses_3d[:, _H36M_IDX].astype(np.float64)  # (N, 12, 3)
+        kp = result.keypoints_2d[:, _COCO_IDX].astype(np.float64)  # (N, 12, 3)
         weights = np.nan_to_num(kp[..., 2], nan=0.0)
         t = fit_translation(X, kp[..., :2], weights, f, c, iterations=iterations)
         err = np.linalg.norm(project(X + t[:, None], f, c) - kp[..., :2], axis=-1)  # (N, 12)
@@ -259,11 +263,11 @@ def reprojection_error(result: Result, focal_length: float | None = None, iterat
         wsum = np.where(usable, weights, 0.0).sum(-1)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_err = np.where(usable, err * weights, 0.0).sum(-1) / wsum
-        pixels[present] = np.where(np.isfinite(t).all(-1), mean_err, np.nan)
-        translation[present] = t
+        pixels = np.where(np.isfinite(t).all(-1), mean_err, np.nan)
+        translation = t
     with np.errstate(invalid="ignore", divide="ignore"):
         relative = pixels / np.maximum(keypoint_height(result.keypoints_2d), 1.0)
-    return Reprojection(pixels, relative, translation, f)
+    return Reprojection(pixels, relative, translation, f, result.track_lengths.copy())
 
 
 # ---------------------------------------------------------------------------------------------------- jitter
@@ -325,22 +329,37 @@ def summarize(result: Result, focal_length: float | None = None) -> dict:
     ``bone_cv`` (P, 16); and ``"overall"``: the same scalars averaged over tracks weighted by their frames
     (``share_meeting_bone_cv_target`` is the share of tracks), ``tracks`` and ``frames``.
     """
-    present = result.present
-    frames = present.sum(1)
-    cv = bone_length_cv(result.poses_3d, present)
-    cv_sum = bone_cv_summary(cv)
+    P = len(result)
+    frames = result.frame_counts()
+    cv = np.full((P, len(BONE_NAMES)), np.nan)
+    jit3, jit2, jit2_rel = np.full(P, np.nan), np.full(P, np.nan), np.full(P, np.nan)
+    height_2d, height_3d = np.full(P, np.nan), np.full(P, np.nan)
     rep = reprojection_error(result, focal_length)
-    kp = result.keypoints_2d[..., :2].astype(np.float64)
-    poses = result.poses_3d.astype(np.float64)
-    jit3 = jitter(poses, present, result.timestamps)
-    jit2 = jitter(kp, present, result.timestamps)
-    # body-height-relative jitter of root-relative joints, comparable between 2D and 3D
-    hip_mid = kp[..., [COCO_NAMES.index("left_hip"), COCO_NAMES.index("right_hip")], :].mean(-2, keepdims=True)
-    with _all_nan_ok():
-        height_2d = np.nanmedian(np.where(present, keypoint_height(kp), np.nan), axis=1)
-        height_3d = np.nanmedian(np.where(present, keypoint_height(poses), np.nan), axis=1)
+    for p in range(P):  # one track at a time, over its own span: never tracks x frames
+        rows = result.track(p)
+        if rows.stop == rows.start:
+            continue
+        idx = result.frame_index[rows]
+        span = idx - idx[0]
+        present = np.zeros((1, span[-1] + 1), bool)
+        present[0, span] = True
+        kp = np.full((1, present.shape[1], 17, 2), np.nan)
+        kp[0, span] = result.keypoints_2d[rows][..., :2]
+        poses = np.full((1, present.shape[1], 17, 3), np.nan)
+        poses[0, span] = result.poses_3d[rows]
+        times = result.timestamps[idx[0]:idx[-1] + 1]
+        cv[p] = bone_length_cv(poses, present)[0]
+        jit3[p] = jitter(poses, present, times)[0]
+        jit2[p] = jitter(kp, present, times)[0]
+        # body-height-relative jitter of root-relative joints, comparable between 2D and 3D
+        hip_mid = kp[..., [COCO_NAMES.index("left_hip"), COCO_NAMES.index("right_hip")], :].mean(-2, keepdims=True)
+        with _all_nan_ok():
+            height_2d[p] = np.nanmedian(keypoint_height(kp[0, span]))
+            height_3d[p] = np.nanmedian(keypoint_height(poses[0, span]))
+        jit2_rel[p] = jitter(kp - hip_mid, present, times)[0]
+    cv_sum = bone_cv_summary(cv)
     with np.errstate(invalid="ignore", divide="ignore"):
-        jit2_rel = jitter(kp - hip_mid, present, result.timestamps) / height_2d
+        jit2_rel = jit2_rel / height_2d
         jit3_rel = jit3 / height_3d
     tracks = {
         "track_ids": result.track_ids.copy(), "frames": frames, "bone_cv": cv,

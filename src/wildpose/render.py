@@ -14,7 +14,6 @@ import functools
 import logging
 import math
 import os
-import warnings
 from typing import Callable
 
 import cv2
@@ -180,10 +179,9 @@ def draw_skeletons_2d(image: np.ndarray, keypoints: np.ndarray, track_ids: np.nd
 
 # ---------------------------------------------------------------------------------------------- 3D placement
 
-def _smooth_track(values: np.ndarray, ok: np.ndarray, present: np.ndarray, times: np.ndarray,
-                  window: int) -> np.ndarray:
-    """(T, 3) values valid where ``ok``: median then mean filtered over the valid samples, linearly filled
-    across gaps (in time) and held at the ends, NaN where the track is not ``present``."""
+def _smooth_track(values: np.ndarray, ok: np.ndarray, times: np.ndarray, window: int) -> np.ndarray:
+    """(n, 3) values of one track's rows, valid where ``ok``: median then mean filtered over the valid samples,
+    linearly filled across gaps (in time, ``times`` (n,) the rows' timestamps) and held at the ends."""
     out = np.full(values.shape, np.nan, np.float64)
     idx = np.flatnonzero(ok)
     if len(idx) == 0:
@@ -193,9 +191,8 @@ def _smooth_track(values: np.ndarray, ok: np.ndarray, present: np.ndarray, times
         w = min(window, len(idx) - (1 - len(idx) % 2))
         v = median_filter(v, size=(max(1, w), 1), mode="nearest")
         v = uniform_filter1d(v, size=max(1, w // 2 * 2 - 1), axis=0, mode="nearest")
-    want = np.flatnonzero(present)
     for k in range(3):
-        out[want, k] = np.interp(times[want], times[idx], v[:, k])
+        out[:, k] = np.interp(times, times[idx], v[:, k])
     return out
 
 
@@ -214,119 +211,111 @@ def estimate_root_positions(result: Result, focal: float | None = None, *, min_s
 
     Parameters
     ----------
-    result : the poses (``keypoints_2d`` (P, T, 17, 3) pixels, ``poses_3d`` (P, T, 17, 3) metres).
+    result : the poses (rows: ``keypoints_2d`` (N, 17, 3) pixels, ``poses_3d`` (N, 17, 3) metres).
     focal : focal length in pixels; default ``focal_from_fov(result.image_size)``.
     min_score : 2D keypoints scoring below this are left out of the fit.
     smooth_seconds : length of the smoothing window in seconds.
 
     Returns
     -------
-    (P, T, 3) float32 metres, camera axes (x right, y down, z forward); NaN where the track has no pose or
+    (N, 3) float32 metres, camera axes (x right, y down, z forward), a row per row of ``result``; NaN where
     no frame of the track could be fitted.
     """
-    P, T = result.poses_3d.shape[:2]
     w_img, h_img = (float(v) for v in result.image_size)
     f = float(focal) if focal is not None else focal_from_fov((w_img, h_img))
     centre = np.array([w_img / 2.0, h_img / 2.0])
-    kp = result.keypoints_2d[:, :, _COCO_TO_H36M[:, 0]].astype(np.float64)  # (P, T, 12, 3)
-    pose = result.poses_3d[:, :, _COCO_TO_H36M[:, 1], :2].astype(np.float64)  # (P, T, 12, 2)
-    with np.errstate(invalid="ignore"):
-        valid = np.isfinite(kp).all(-1) & (kp[..., 2] >= min_score) & np.isfinite(pose).all(-1)
-    w = valid.astype(np.float64)[..., None]
-    n = w.sum(-2)  # (P, T, 1)
-    u = np.where(valid[..., None], kp[..., :2], 0.0)
-    x = np.where(valid[..., None], pose, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mu_u = (w * u).sum(-2) / n
-        mu_x = (w * x).sum(-2) / n
-        du = (u - mu_u[..., None, :]) * w
-        dx = (x - mu_x[..., None, :]) * w
-        s = (du * dx).sum((-1, -2)) / (dx * dx).sum((-1, -2))  # (P, T) pixels per metre
-        c = mu_u - s[..., None] * mu_x  # the root's pixel position (the root is at X = 0)
-        depth = f / s
-        roots = np.concatenate([(c - centre) / s[..., None], depth[..., None]], -1)
-        # trust a fit only where the joints used span a body-sized extent (a few joints bunched together
-        # give any scale) and where the scaled pose explains the keypoints (relative residual <= 30 %)
-        spread2 = (dx * dx).sum((-1, -2)) / n[..., 0]
-        resid2 = ((du - s[..., None, None] * dx) ** 2 * w).sum((-1, -2)) / n[..., 0]
-        usable = ((n[..., 0] >= 5) & np.isfinite(roots).all(-1) & (s > 1e-3) & (spread2 >= 0.15 ** 2)
-                  & (depth >= 0.3) & (depth <= 300.0))
-        ok = usable & (resid2 <= (0.3 * s) ** 2 * spread2)
-    # a track none of whose frames fits well is still better placed by its loose fits than not at all
-    ok |= usable & ~ok.any(1, keepdims=True)
     times = np.asarray(result.timestamps, np.float64)
     fps = result.fps if result.fps > 0 else 30.0
     window = max(1, int(round(smooth_seconds * fps)) | 1)
-    present = result.present
-    out = np.full((P, T, 3), np.nan, np.float32)
-    for p in range(P):
-        out[p] = _smooth_track(roots[p], ok[p], present[p], times, window)
+    out = np.full((result.num_rows, 3), np.nan, np.float32)
+    for p in range(len(result)):  # one track at a time: float64 temporaries of one track's rows only
+        rows = result.track(p)
+        kp = result.keypoints_2d[rows][:, _COCO_TO_H36M[:, 0]].astype(np.float64)  # (n, 12, 3)
+        pose = result.poses_3d[rows][:, _COCO_TO_H36M[:, 1], :2].astype(np.float64)  # (n, 12, 2)
+        with np.errstate(invalid="ignore"):
+            valid = np.isfinite(kp).all(-1) & (kp[..., 2] >= min_score) & np.isfinite(pose).all(-1)
+        w = valid.astype(np.float64)[..., None]
+        n = w.sum(-2)  # (n, 1)
+        u = np.where(valid[..., None], kp[..., :2], 0.0)
+        x = np.where(valid[..., None], pose, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mu_u = (w * u).sum(-2) / n
+            mu_x = (w * x).sum(-2) / n
+            du = (u - mu_u[..., None, :]) * w
+            dx = (x - mu_x[..., None, :]) * w
+            s = (du * dx).sum((-1, -2)) / (dx * dx).sum((-1, -2))  # (n,) pixels per metre
+            c = mu_u - s[..., None] * mu_x  # the root's pixel position (the root is at X = 0)
+            depth = f / s
+            roots = np.concatenate([(c - centre) / s[..., None], depth[..., None]], -1)
+            # trust a fit only where the joints used span a body-sized extent (a few joints bunched together
+            # give any scale) and where the scaled pose explains the keypoints (relative residual <= 30 %)
+            spread2 = (dx * dx).sum((-1, -2)) / n[..., 0]
+            resid2 = ((du - s[..., None, None] * dx) ** 2 * w).sum((-1, -2)) / n[..., 0]
+            usable = ((n[..., 0] >= 5) & np.isfinite(roots).all(-1) & (s > 1e-3) & (spread2 >= 0.15 ** 2)
+                      & (depth >= 0.3) & (depth <= 300.0))
+            ok = usable & (resid2 <= (0.3 * s) ** 2 * spread2)
+        # a track none of whose frames fits well is still better placed by its loose fits than not at all
+        if not ok.any():
+            ok = usable
+        out[rows] = _smooth_track(roots, ok, times[result.frame_index[rows]], window)
     return out
 
 
 def _root_positions(result: Result) -> np.ndarray:
-    """(P, T, 3) camera-space roots: the result's own trajectory where it has one, else the 2D estimate;
+    """(N, 3) camera-space roots: the result's own trajectory where it has one, else the 2D estimate;
     tracks that cannot be placed at all stand at the median of everyone else (or 3 m ahead)."""
-    P, T = result.poses_3d.shape[:2]
-    present = result.present
-    roots = None
-    traj = result.extras.get("trajectory") if isinstance(result.extras, dict) else None
-    if traj is not None:
-        traj = np.asarray(traj, np.float32)
-        if traj.shape == (P, T, 3):
-            roots = traj.copy()
-        else:
-            log.warning("extras['trajectory'] has shape %s, expected %s: estimating positions from 2D",
-                        traj.shape, (P, T, 3))
-    missing = present if roots is None else present & ~np.isfinite(roots).all(-1)
+    roots = None if result.trajectory is None else result.trajectory.copy()
+    missing = None if roots is None else ~np.isfinite(roots).all(-1)
     if roots is None or missing.any():
         guess = estimate_root_positions(result)
-        roots = guess if roots is None else np.where(missing[..., None], guess, roots)
+        roots = guess if roots is None else np.where(missing[:, None], guess, roots)
     placed = np.isfinite(roots).all(-1)
-    unplaced = present & ~placed
-    if unplaced.any():
+    if not placed.all():
         fallback = np.nanmedian(roots[placed], 0) if placed.any() else np.array([0.0, 0.0, 3.0])
-        roots[unplaced] = fallback
+        roots[~placed] = fallback
     return roots.astype(np.float32)
 
 
-def _lowest_joints(joints: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """(M, 3): the lowest joint (display y up) of every present pose."""
-    posed = joints[present]
-    return posed[np.arange(len(posed)), posed[:, :, 1].argmin(1)] if len(posed) else np.zeros((0, 3))
+def _lowest_joints(joints: np.ndarray, ok: np.ndarray | None = None) -> np.ndarray:
+    """(M, 3) float64: the lowest joint (display y up) of every pose (of those where ``ok``); gathers the
+    M points without copying the poses."""
+    rows = np.arange(len(joints)) if ok is None else np.flatnonzero(ok)
+    if len(rows) == 0:
+        return np.zeros((0, 3))
+    lowest = np.argmin(joints[:, :, 1], axis=1)[rows]
+    return joints[rows, lowest].astype(np.float64)
 
 
 def _place_people(result: Result) -> tuple[np.ndarray, np.ndarray]:
-    """Everyone's joints in display space, (P, T, 17, 3) float64 metres (x right, y up), and the lowest
-    joint of every present pose (M, 3), which the ground grid is laid under.
+    """Everyone's joints in display space, rows (N, 17, 3) float32 metres (x right, y up), and the lowest
+    joint of every pose (M, 3), which the ground grid is laid under.
 
-    ``extras["poses_world"]`` (wildpose.world.align_world: its world axes are the display axes, the floor is
-    at y = 0) is used as it is. Otherwise roots come from ``extras["trajectory"]`` or the weak-perspective
+    ``result.poses_world`` (wildpose.world.align_world: its world axes are the display axes, the floor is
+    at y = 0) is used as it is. Otherwise roots come from ``result.trajectory`` or the weak-perspective
     estimate; the scene is turned level (pitch only) and, for estimated roots, each track is shifted
     vertically so that its feet are on the common ground on average: the estimate's height errors differ
     from person to person (body size, fit) and would leave people floating or sunk, while the motion within
     a track (a jump) is kept.
     """
-    present = result.present
-    world = result.extras.get("poses_world") if isinstance(result.extras, dict) else None
-    if world is not None and np.shape(world) == result.poses_3d.shape:
+    if result.poses_world is not None:
         # already in world axes (x right, y up, z towards the camera, floor at y = 0): the display's axes
-        joints = np.asarray(world, np.float64)
-        return joints, _lowest_joints(joints, present & np.isfinite(joints).all((-1, -2)))
+        joints = result.poses_world
+        return joints, _lowest_joints(joints, np.isfinite(joints).all((-1, -2)))
     roots = _root_positions(result)
-    joints = result.poses_3d.astype(np.float64) + roots[:, :, None, :]
-    joints[:, :, 0] = roots  # the lifter's root joint is ~0 by contract; put it exactly on the root
+    joints = result.poses_3d + roots[:, None, :]
+    joints[:, 0] = roots  # the lifter's root joint is ~0 by contract; put it exactly on the root
     joints = _to_display(joints)
-    if not present.any():
+    if result.num_rows == 0:
         return joints, np.zeros((0, 3))
-    joints = joints @ _level_rotation(_lowest_joints(joints, present)).T
-    if "trajectory" not in result.extras:
-        low = np.where(present, joints[..., 1].min(-1), np.nan)  # (P, T)
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # tracks without a pose: all-NaN rows
-            offset = np.nanmedian(low) - np.nanmedian(low, axis=1)
-        joints[..., 1] += np.nan_to_num(offset)[:, None, None]
-    return joints, _lowest_joints(joints, present)
+    joints = (joints @ _level_rotation(_lowest_joints(joints)).T.astype(np.float32)).astype(np.float32)
+    if result.trajectory is None:
+        low = joints[..., 1].min(-1)  # (N,)
+        common = np.median(low)
+        for p in range(len(result)):
+            rows = result.track(p)
+            if rows.stop > rows.start:
+                joints[rows, :, 1] += common - np.median(low[rows])
+    return joints, _lowest_joints(joints)
 
 
 # ---------------------------------------------------------------------------------------------- the 3D view
@@ -476,11 +465,11 @@ def _even(n: float) -> int:
     return max(2, int(round(n / 2)) * 2)
 
 
-def _scene_points(joints: np.ndarray, present: np.ndarray, limit: int = 200_000) -> np.ndarray:
-    pts = joints[present].reshape(-1, 3)
-    if len(pts) > limit:  # long crowded clips: a regular subsample bounds the fitting cost
-        pts = pts[:: math.ceil(len(pts) / limit)]
-    return pts.astype(np.float64)
+def _scene_points(joints: np.ndarray, limit: int = 200_000) -> np.ndarray:
+    """Joint positions that the fixed 3D view is fitted to: every placed pose's joints, subsampled."""
+    step = max(1, math.ceil(len(joints) * 17 / limit))  # long crowded clips: a regular subsample bounds the cost
+    pts = joints[::step].reshape(-1, 3)
+    return pts[np.isfinite(pts).all(-1)].astype(np.float64)
 
 
 def render_video(video_path: str | os.PathLike, result: Result, out_path: str | os.PathLike, *,
@@ -519,7 +508,7 @@ def render_video(video_path: str | os.PathLike, result: Result, out_path: str | 
     """
     video_path = os.fspath(video_path)
     info = probe(video_path)
-    P, T = result.poses_3d.shape[:2]
+    T = result.num_frames
     if T == 0:
         raise VideoError("the result has no frames to draw", video_path)
     aligned_by_index = start is None and end is None
@@ -539,18 +528,16 @@ def render_video(video_path: str | os.PathLike, result: Result, out_path: str | 
     resize = (out_w_left, out_h) != (info.width, info.height)
 
     # the 3D scene, fixed for the whole clip
-    present = result.present
     joints, feet_pts = _place_people(result)
-    scene = _scene_points(joints, present)
+    scene = _scene_points(joints)
     if len(scene) == 0:
         scene = np.array([[0.0, 0.0, -3.0], [0.0, 1.8, -3.0]])
     view = _View3D(panel_w, out_h, scene, feet_pts, azimuth=view_azimuth, elevation=view_elevation)
-    joints = joints.astype(np.float32)
-
-    kp2d = result.keypoints_2d.copy()
-    kp2d[..., 0] *= sx
-    kp2d[..., 1] *= sy
-    present_2d = np.isfinite(kp2d[..., :2]).all(-1).any(-1)
+    placed = np.isfinite(joints).all((-1, -2))
+    drawn_2d = np.isfinite(result.keypoints_2d[..., :2]).all(-1).any(-1)
+    row_ids = result.track_ids[result.row_track()]
+    order, frame_rows = result.by_frame()  # frame t's rows: order[frame_rows[t]:frame_rows[t + 1]]
+    scale_2d = np.array([sx, sy, 1.0], np.float32)
     times = np.asarray(result.timestamps, np.float64)
     fps = info.fps if info.fps and info.fps > 0 else (result.fps or 25.0)
     tolerance = 0.5 / fps + 1e-4
@@ -587,11 +574,12 @@ def render_video(video_path: str | os.PathLike, result: Result, out_path: str | 
                 image = cv2.resize(image, (out_w_left, out_h), interpolation=cv2.INTER_AREA)
             elif not (image.flags.writeable and image.flags.c_contiguous):
                 image = np.ascontiguousarray(image).copy()
-            people = np.flatnonzero(present_2d[:, t])
-            draw_skeletons_2d(image, kp2d[people, t], result.track_ids[people], result.interpolated[people, t],
-                              min_score=min_score)
-            people3d = np.flatnonzero(present[:, t])
-            panel = view.draw(joints[people3d, t], result.track_ids[people3d], result.interpolated[people3d, t])
+            rows = order[frame_rows[t]:frame_rows[t + 1]]
+            people = rows[drawn_2d[rows]]
+            draw_skeletons_2d(image, result.keypoints_2d[people] * scale_2d, row_ids[people],
+                              result.interpolated[people], min_score=min_score)
+            people3d = rows[placed[rows]]
+            panel = view.draw(joints[people3d], row_ids[people3d], result.interpolated[people3d])
             writer.write(np.concatenate([image, panel], axis=1))
             written += 1
             if progress is not None:

@@ -11,7 +11,8 @@ Two layers:
   a track that found no confident detection (small, far people's scores dip from frame to frame; a stricter
   ``low_max_cost`` applies) but never start one. A track that has gone ``max_missed`` seconds without a
   detection is dropped.
-- :func:`track_people` runs the tracker over a whole video and builds the dense :class:`~wildpose.types.Tracks`:
+- :func:`track_people` runs the tracker over a whole video and builds the sparse :class:`~wildpose.types.Tracks`
+  (one row per person-frame, so memory grows with what was seen, not with tracks x frames):
   gaps of at most ``max_gap`` seconds inside a track are filled by linear interpolation in time (marked
   ``interpolated``), longer gaps split the track in two, tracks with fewer than ``min_track_length`` detected
   frames are dropped, ``max_people`` keeps the tracks covering the most frames, and ``single`` reproduces the
@@ -36,7 +37,7 @@ from scipy.optimize import linear_sum_assignment
 
 from wildpose.geometry import box_iou
 from wildpose.skeleton import COCO_SIGMAS
-from wildpose.types import People2D, Tracks
+from wildpose.types import Detections, People2D, Tracks
 
 log = logging.getLogger(__name__)
 
@@ -295,25 +296,21 @@ def _interpolate(times: np.ndarray, known_times: np.ndarray, known: np.ndarray) 
     return out.reshape(len(times), 17, 3)
 
 
-def _single(frames: Sequence[People2D], timestamps: np.ndarray, config: TrackerConfig) -> Tracks:
+def _single(frames: Detections, timestamps: np.ndarray, config: TrackerConfig) -> Tracks:
     """The reference's subject: the best person of each frame, gaps interpolated, edges held."""
     T = len(frames)
-    keypoints = np.full((1, T, 17, 3), np.nan, np.float32)
+    keypoints = np.full((T, 17, 3), np.nan, np.float32)
     detected = np.zeros(T, bool)
     for t, people in enumerate(frames):
         ok = np.flatnonzero((people.scores >= config.min_score) & np.isfinite(people.keypoints).all((1, 2)))
         if len(ok):
-            keypoints[0, t] = people.keypoints[ok[np.argmax(people.scores[ok])]]
+            keypoints[t] = people.keypoints[ok[np.argmax(people.scores[ok])]]
             detected[t] = True
     if not detected.any():
-        return _empty(T, timestamps)
+        return Tracks.empty(timestamps)
     missing = ~detected
-    keypoints[0, missing] = _interpolate(timestamps[missing], timestamps[detected], keypoints[0, detected])
-    return Tracks(keypoints, np.array([1]), missing[None], timestamps)
-
-
-def _empty(T: int, timestamps: np.ndarray) -> Tracks:
-    return Tracks(np.zeros((0, T, 17, 3), np.float32), np.zeros(0, np.int32), np.zeros((0, T), bool), timestamps)
+    keypoints[missing] = _interpolate(timestamps[missing], timestamps[detected], keypoints[detected])
+    return Tracks(np.array([1]), np.array([T]), np.arange(T), timestamps, keypoints, missing)
 
 
 def _split(frame_index: np.ndarray, timestamps: np.ndarray, max_gap: float) -> list[np.ndarray]:
@@ -322,13 +319,14 @@ def _split(frame_index: np.ndarray, timestamps: np.ndarray, max_gap: float) -> l
     return np.split(np.arange(len(frame_index)), np.flatnonzero(gaps) + 1)
 
 
-def track_people(frames: Sequence[People2D], timestamps: np.ndarray, config: TrackerConfig = TrackerConfig(),
+def track_people(frames: Sequence[People2D] | Detections, timestamps: np.ndarray,
+                 config: TrackerConfig = TrackerConfig(),
                  progress: Callable[[int, int], None] | None = None) -> Tracks:
-    """Follow everyone through a video and return dense per-track keypoints.
+    """Follow everyone through a video and return each track's keypoints over its own span.
 
     Parameters
     ----------
-    frames : sequence of T People2D
+    frames : Detections, or any sequence of T People2D
         Each frame's detections (COCO-17 pixels and scores). Pass the detector's low-score candidates too
         (down to ``config.low_score``): they keep tracks alive where a small person's score dips.
     timestamps : (T,) seconds, strictly increasing
@@ -338,8 +336,9 @@ def track_people(frames: Sequence[People2D], timestamps: np.ndarray, config: Tra
     Returns
     -------
     Tracks
-        ``keypoints_2d`` (P, T, 17, 3) float32, NaN where a track is absent; ``interpolated`` (P, T) marks the
-        filled frames (strictly inside a track's span, except in ``single`` mode, which also holds the edges);
+        Sparse: each track's rows cover its span, first to last detection, without holes; ``keypoints_2d``
+        (N, 17, 3) float32, ``interpolated`` (N,) marks the filled frames (strictly inside a track's span,
+        except in ``single`` mode, whose one track covers every frame and also holds the edges);
         ``track_ids`` are 1..P in order of first appearance (ties: the tracker's order). P may be 0.
 
     Raises
@@ -353,6 +352,7 @@ def track_people(frames: Sequence[People2D], timestamps: np.ndarray, config: Tra
         raise ValueError(f"timestamps: expected {T} values (one per frame), got {len(timestamps)}")
     if T > 1 and not (np.diff(timestamps) > 0).all():
         raise ValueError("timestamps must be strictly increasing")
+    frames = Detections.from_frames(frames)
     if config.single:
         tracks = _single(frames, timestamps, config)
         if progress is not None:
@@ -360,26 +360,27 @@ def track_people(frames: Sequence[People2D], timestamps: np.ndarray, config: Tra
         return tracks
 
     tracker = Tracker(config)
-    # per raw id: the frames it was matched in and the keypoints it was matched to (O(detections) memory)
-    observed: dict[int, tuple[list[int], list[np.ndarray]]] = {}
-    for t, people in enumerate(frames):
+    # per raw id: the detection rows it was matched to (ints in a list: O(detections), no arrays per frame)
+    observed: dict[int, list[int]] = {}
+    offsets = frames.frame_offsets
+    for t in range(T):
+        people = frames[t]
         ids = tracker.update(people, timestamps[t])
         for d in np.flatnonzero(ids >= 0):
-            frame_list, keypoint_list = observed.setdefault(int(ids[d]), ([], []))
-            frame_list.append(t)
-            keypoint_list.append(people.keypoints[d])
+            observed.setdefault(int(ids[d]), []).append(int(offsets[t]) + int(d))
         if progress is not None:
             progress(t + 1, T)
 
-    # (first frame, last frame, frame indices, (n, 17, 3) keypoints) per final track
+    detection_frame = np.repeat(np.arange(T, dtype=np.int64), np.diff(offsets))
+    # (first frame, last frame, frame indices, detection rows) per final track
     segments: list[tuple[int, int, np.ndarray, np.ndarray]] = []
     for raw_id in sorted(observed):
-        frame_index = np.array(observed[raw_id][0])
-        keypoints = np.stack(observed[raw_id][1])
+        rows = np.asarray(observed[raw_id], np.int64)
+        frame_index = detection_frame[rows]
         for part in _split(frame_index, timestamps, config.max_gap):
             if len(part) >= config.min_track_length:
                 segments.append((int(frame_index[part[0]]), int(frame_index[part[-1]]), frame_index[part],
-                                 keypoints[part]))
+                                 rows[part]))
     found = len(segments)
     if config.max_people is not None and found > config.max_people:
         # most frames covered first; among equals the earlier track
@@ -387,17 +388,25 @@ def track_people(frames: Sequence[People2D], timestamps: np.ndarray, config: Tra
         segments = [segments[i] for i in sorted(order[:config.max_people])]
         log.info("kept the %d tracks covering the most frames, of %d", config.max_people, found)
     if not segments:
-        return _empty(T, timestamps)
+        return Tracks.empty(timestamps)
     segments.sort(key=lambda s: s[0])  # stable: ties keep the tracker's order
 
-    # the output is the only (P, T) allocation; each track fills its own span in place
-    keypoints_2d = np.full((len(segments), T, 17, 3), np.nan, np.float32)
-    interpolated = np.zeros((len(segments), T), bool)
-    for p, (first, last, frame_index, keypoints) in enumerate(segments):
-        keypoints_2d[p, frame_index] = keypoints
-        missing = np.setdiff1d(np.arange(first, last + 1), frame_index)
-        if len(missing):
-            keypoints_2d[p, missing] = _interpolate(timestamps[missing], timestamps[frame_index], keypoints)
-            interpolated[p, missing] = True
+    # each track's rows cover its span; the only allocation is the person-frames themselves
+    lengths = np.array([last - first + 1 for first, last, _, _ in segments], np.int64)
+    keypoints_2d = np.empty((int(lengths.sum()), 17, 3), np.float32)
+    interpolated = np.zeros(len(keypoints_2d), bool)
+    frame_rows = np.empty(len(keypoints_2d), np.int64)
+    start = 0
+    for (first, last, frame_index, rows), n in zip(segments, lengths):
+        frame_rows[start:start + n] = np.arange(first, last + 1)
+        keypoints = frames.keypoints[rows]
+        keypoints_2d[start + frame_index - first] = keypoints
+        missing = np.ones(n, bool)
+        missing[frame_index - first] = False
+        if missing.any():
+            gap = np.flatnonzero(missing) + first
+            keypoints_2d[start + gap - first] = _interpolate(timestamps[gap], timestamps[frame_index], keypoints)
+            interpolated[start + gap - first] = True
+        start += n
     log.debug("%d tracks over %d frames (%d found)", len(segments), T, found)
-    return Tracks(keypoints_2d, np.arange(1, len(segments) + 1), interpolated, timestamps)
+    return Tracks(np.arange(1, len(segments) + 1), lengths, frame_rows, timestamps, keypoints_2d, interpolated)

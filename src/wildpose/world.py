@@ -22,14 +22,16 @@ import importlib.resources
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from wildpose.camera import CameraIntrinsics
 from wildpose.errors import ModelError
 from wildpose.lift.model import TemporalModel
-from wildpose.geometry import true_runs
 from wildpose.lift import check_timestamps
+from wildpose.types import TrackRows
 from wildpose.lift.normalize import camera_arrays
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,10 @@ log = logging.getLogger(__name__)
 TRAJECTORY_MODEL = "trajectory"
 ANKLE_HEIGHT = 0.08  # metres from the floor to the ankle joint centre of a standing adult
 _PELVIS, _R_ANKLE, _L_ANKLE, _THORAX = 0, 3, 6, 8
+# the world alignment reads four joints only: it copies those (not whole poses) to float64, in this order
+_KEY_JOINTS = np.array([_PELVIS, _R_ANKLE, _L_ANKLE, _THORAX])
+_K_PELVIS, _K_R_ANKLE, _K_L_ANKLE, _K_THORAX = 0, 1, 2, 3
+_CHUNK_ROWS = 8192  # rows transformed at a time: float64 temporaries stay a few MB however long the video
 # COCO keypoint -> the H36M joint at the same place (limbs; the COCO hips are near the H36M hips)
 _COCO_TO_H36M = np.array([[5, 11], [6, 14], [7, 12], [8, 15], [9, 13], [10, 16], [11, 4], [12, 1], [13, 5],
                           [14, 2], [15, 6], [16, 3]])
@@ -177,12 +183,13 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def _body_up(joints: np.ndarray, max_tilt_deg: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
-    """Robust mean of the body axes (mid-ankle -> thorax) of upright poses; camera axes. (M, 17, 3) -> (3,).
+    """Robust mean of the body axes (mid-ankle -> thorax) of upright poses; camera axes. (M, 4, 3) key joints
+    (``_KEY_JOINTS``) -> (3,).
 
     Only axes within ``max_tilt_deg`` of the camera's up (-y) count at first (a camera is roughly upright;
     lying or bending people are not a vertical reference), then those within 25 degrees of their mean.
     """
-    axis = _unit(joints[:, _THORAX] - 0.5 * (joints[:, _R_ANKLE] + joints[:, _L_ANKLE]))
+    axis = _unit(joints[:, _K_THORAX] - 0.5 * (joints[:, _K_R_ANKLE] + joints[:, _K_L_ANKLE]))
     up = np.array([0.0, -1.0, 0.0])
     upright = np.zeros(len(axis), bool)
     for limit in (max_tilt_deg, 25.0, 15.0):
@@ -195,11 +202,11 @@ def _body_up(joints: np.ndarray, max_tilt_deg: float = 60.0) -> tuple[np.ndarray
 
 
 def _ray_planes(joints: np.ndarray) -> np.ndarray:
-    """(M, 3, 3) -> (3, 3): mean of m m^T, m the normal of the plane through the camera centre and the 2D
+    """(M, 4, 3) key joints -> (3, 3): mean of m m^T, m the normal of the plane through the camera centre and the 2D
     body axis (the rays to the mid-ankle and the thorax). An upright body's vertical lies in that plane
     whatever the lifter got wrong about depth: these planes meet in the vertical direction (the vertical
     vanishing point), which constrains the up direction with the image's own evidence."""
-    m = np.cross(0.5 * (joints[:, _R_ANKLE] + joints[:, _L_ANKLE]), joints[:, _THORAX])
+    m = np.cross(0.5 * (joints[:, _K_R_ANKLE] + joints[:, _K_L_ANKLE]), joints[:, _K_THORAX])
     m = _unit(m)
     return (m[:, :, None] * m[:, None, :]).mean(0) if len(m) else np.zeros((3, 3))
 
@@ -233,19 +240,30 @@ def _floor_normal(points: np.ndarray, person: np.ndarray, prior: np.ndarray, pri
     return n if n @ prior >= 0 else -n
 
 
-def align_world(poses_cam: np.ndarray, present: np.ndarray | None = None, *, prior_weight: float = 0.2,
-                ray_weight: float = 0.2, between_weight: float = 0.25,
+def align_world(poses_cam: np.ndarray, present: np.ndarray | None = None, *, person: np.ndarray | None = None,
+                prior_weight: float = 0.2, ray_weight: float = 0.2, between_weight: float = 0.25,
                 ankle_height: float = ANKLE_HEIGHT, equalise_scale: bool = True,
-                both_feet_tol: float = 0.03) -> tuple[np.ndarray, dict]:
+                both_feet_tol: float = 0.03, num_people: int | None = None,
+                out: np.ndarray | None = None, max_fit_rows: int = 100_000) -> tuple[np.ndarray, dict]:
     """Turn absolute camera-space poses from a static camera into a world frame: y up, the floor at y = 0.
 
     Parameters
     ----------
-    poses_cam : ndarray, (P, T, 17, 3)
+    poses_cam : ndarray, (P, T, 17, 3), or (N, 17, 3) rows with ``person``
         H36M joints, metres, camera axes (x right, y down, z forward), absolute (root-relative pose + root
         trajectory); NaN where absent.
-    present : ndarray, (P, T) bool, optional
-        Frames to use; default: where every joint is finite.
+    present : ndarray, (P, T) (or (N,)) bool, optional
+        Frames (rows) to use; default: where every joint is finite.
+    person : ndarray, (N,) int, optional
+        For rows (the sparse layout of ``wildpose.types.TrackRows``): the person (0..P-1) of each row.
+    num_people : int, optional
+        P, for rows (default: the largest ``person`` + 1).
+    out : ndarray, (N, 17, 3) float32, optional
+        For rows: where to write the world poses; may be ``poses_cam`` itself (each chunk of rows is read
+        before it is written), which saves a copy of every pose on long videos.
+    max_fit_rows : int
+        At most this many poses (a regular subsample of every person's frames) are used to fit the up
+        direction and the floor; every pose is then moved into the world.
     prior_weight : float
         Square metres: how strongly the body-axis up direction holds against the floor-plane fit (the fit
         wins along directions in which the feet spread more than about sqrt(prior_weight) metres), for
@@ -270,7 +288,7 @@ def align_world(poses_cam: np.ndarray, present: np.ndarray | None = None, *, pri
 
     Returns
     -------
-    poses_world : ndarray, (P, T, 17, 3) float32
+    poses_world : ndarray, float32, the shape of ``poses_cam``
         Metres, world axes: x right, y up, z towards the camera; the floor at y = 0; NaN where absent.
     camera : dict
         ``rotation`` (3, 3) world-from-camera (world = rotation @ camera-axes vector + position),
@@ -285,30 +303,55 @@ def align_world(poses_cam: np.ndarray, present: np.ndarray | None = None, *, pri
     ValueError
         if ``poses_cam`` has the wrong shape or no complete pose.
     """
-    poses = np.asarray(poses_cam, np.float64)
-    if poses.ndim != 4 or poses.shape[2:] != (17, 3):
-        raise ValueError(f"poses_cam: expected shape (P, T, 17, 3), got {poses.shape}")
-    P, T = poses.shape[:2]
+    poses = np.asarray(poses_cam)
+    if person is None:
+        if poses.ndim != 4 or poses.shape[2:] != (17, 3):
+            raise ValueError(f"poses_cam: expected shape (P, T, 17, 3) (or (N, 17, 3) rows with person=), "
+                             f"got {poses.shape}")
+        P, T = poses.shape[:2]
+        if present is not None:
+            present = np.asarray(present, bool)
+            if present.shape != (P, T):
+                raise ValueError(f"present: expected shape ({P}, {T}), got {present.shape}")
+            present = present.reshape(-1)
+        # the dense layout is rows of a person-major order: the same arithmetic as the sparse one
+        world, camera = align_world(poses.reshape(P * T, 17, 3), present,
+                                    person=np.repeat(np.arange(P), T), prior_weight=prior_weight,
+                                    ray_weight=ray_weight, between_weight=between_weight,
+                                    ankle_height=ankle_height, equalise_scale=equalise_scale,
+                                    both_feet_tol=both_feet_tol, num_people=P, max_fit_rows=max_fit_rows)
+        return world.reshape(P, T, 17, 3), camera
+    person = np.asarray(person, np.int64).reshape(-1)
+    if poses.ndim != 3 or poses.shape[1:] != (17, 3) or len(person) != len(poses):
+        raise ValueError(f"poses_cam: expected shape (N, 17, 3) rows, one person index each, got {poses.shape} "
+                         f"and {person.shape}")
+    P = int(num_people) if num_people is not None else (int(person.max()) + 1 if len(person) else 0)
     ok = np.isfinite(poses).all((-1, -2))
     if present is not None:
-        present = np.asarray(present, bool)
-        if present.shape != (P, T):
-            raise ValueError(f"present: expected shape ({P}, {T}), got {present.shape}")
+        present = np.asarray(present, bool).reshape(-1)
+        if present.shape != ok.shape:
+            raise ValueError(f"present: expected shape {ok.shape}, got {present.shape}")
         ok &= present
     if not ok.any():
         raise ValueError("poses_cam: no frame has a complete pose to align")
-    pidx, tidx = np.nonzero(ok)
-    joints = poses[pidx, tidx]  # (M, 17, 3)
+    rows = np.flatnonzero(ok)
+    counts = np.bincount(person[rows], minlength=P)  # each person's frames, for weights and the priors
+    if len(rows) > max_fit_rows:
+        # long videos: a regular subsample of every person's frames fits the same floor (more frames of the
+        # same people add no evidence), and keeps this fit's memory bounded whatever the video's length
+        rows = rows[::math.ceil(len(rows) / max_fit_rows)]
+    pidx = person[rows]
+    joints = poses[rows[:, None], _KEY_JOINTS[None, :]].astype(np.float64)  # (M, 4, 3)
     up, upright = _body_up(joints)
     rays = _ray_planes(joints[upright])
     # every person is independent evidence about the floor (frames of one person are not): the priors'
     # weight falls with the number of people seen for at least a second's worth of frames
-    people = max(1, int((np.bincount(pidx, minlength=P) >= 25).sum()))
+    people = max(1, int((counts >= 25).sum()))
     prior_weight, ray_weight = prior_weight / people, ray_weight / people
     scale = np.ones(P)
-    counts = np.bincount(pidx, minlength=P)
     for attempt in range(4):
-        ankles = joints[:, [_R_ANKLE, _L_ANKLE]] + ((scale[pidx] - 1.0)[:, None] * joints[:, _PELVIS])[:, None]
+        ankles = (joints[:, [_K_R_ANKLE, _K_L_ANKLE]]
+                  + ((scale[pidx] - 1.0)[:, None] * joints[:, _K_PELVIS])[:, None])
         heights = ankles @ up
         # the lower ankle of every pose, and the other one too where it is as low (both feet down)
         low_mask = heights <= heights.min(axis=1, keepdims=True) + both_feet_tol
@@ -349,10 +392,13 @@ def align_world(poses_cam: np.ndarray, present: np.ndarray | None = None, *, pri
     z_axis = np.cross(x_axis, y_axis)
     rot = np.stack([x_axis, y_axis, z_axis])  # world-from-camera
     position = np.array([0.0, height, 0.0])
-    roots = poses[:, :, :1] * scale[:, None, None, None]
-    scaled = poses - poses[:, :, :1] + roots
-    world = scaled @ rot.T + position
-    world[~ok] = np.nan
+    world = np.empty(poses.shape, np.float32) if out is None else out
+    for lo in range(0, len(poses), _CHUNK_ROWS):
+        chunk = slice(lo, lo + _CHUNK_ROWS)
+        pose = poses[chunk].astype(np.float64)
+        roots = pose[:, :1] * scale[person[chunk]][:, None, None]
+        moved = (pose - pose[:, :1] + roots) @ rot.T + position
+        world[chunk] = np.where(ok[chunk][:, None, None], moved, np.nan)
     camera = {
         "rotation": rot.astype(np.float32), "position": position.astype(np.float32), "height": height,
         "pitch_deg": float(np.degrees(np.arcsin(np.clip(-y_axis[2], -1.0, 1.0)))),
@@ -360,7 +406,7 @@ def align_world(poses_cam: np.ndarray, present: np.ndarray | None = None, *, pri
         "up_camera": y_axis.astype(np.float64), "person_scale": scale.astype(np.float32),
         "ankle_height": float(ankle_height), "frames_used": int(len(joints)), "upright_frames": int(upright.sum()),
     }
-    return world.astype(np.float32), camera
+    return world, camera
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -370,89 +416,111 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
 
 
 
-def estimate_trajectories(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
-                          timestamps: np.ndarray | None = None,
-                          focal_length: float | tuple[float, float] | None = None,
-                          model: TemporalModel | str | os.PathLike | None = None, flip: bool = True,
-                          principal_point: tuple[float, float] | None = None) -> np.ndarray:
-    """``estimate_trajectory`` for every track: (P, T, 17, 2|3) pixels, NaN where absent -> (P, T, 3).
+def estimate_trajectories(tracks: TrackRows, keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
+                          intrinsics: CameraIntrinsics | None = None,
+                          model: TemporalModel | str | os.PathLike | None = None, flip: bool = True) -> np.ndarray:
+    """``estimate_trajectory`` for every track: keypoint rows (N, 17, 2|3) pixels in the layout of ``tracks``
+    (a ``wildpose.types.TrackRows``) -> (N, 3) float32 roots, metres, camera axes.
 
-    Each contiguous run of a track's frames is processed on its own, with its own timestamps (as
-    ``pipeline.lift_tracks`` lifts them). Returns float32 metres, camera axes, NaN where the track is absent.
+    Each run of consecutive frames of a track is processed on its own, with its own timestamps (as
+    ``pipeline.lift_tracks`` lifts them). ``intrinsics`` (default: ``CameraIntrinsics.default(image_size)``)
+    gives the focal length and principal point: use the ones the lifter used.
     """
     kp = np.asarray(keypoints_2d)
-    if kp.ndim != 4 or kp.shape[2] != 17 or kp.shape[3] not in (2, 3):
-        raise ValueError(f"keypoints_2d: expected shape (P, T, 17, 2 or 3), got {kp.shape}")
-    P, T = kp.shape[:2]
-    times = check_timestamps(timestamps, T, float(fps))
+    if kp.ndim != 3 or kp.shape[1] != 17 or kp.shape[2] not in (2, 3) or len(kp) != tracks.num_rows:
+        raise ValueError(f"keypoints_2d: expected shape ({tracks.num_rows}, 17, 2 or 3), got {kp.shape}")
+    times = check_timestamps(tracks.timestamps, tracks.num_frames, float(fps))
     if model is None:
         model = _default_model()
     elif not isinstance(model, TemporalModel):
         model = load_trajectory_model(model)
-    present = ~np.isnan(kp[..., :2]).all((-1, -2))
-    out = np.full((P, T, 3), np.nan, np.float32)
-    for p in range(P):
-        for lo, hi in true_runs(present[p]):
-            out[p, lo:hi] = estimate_trajectory(kp[p, lo:hi], image_size, fps, times[lo:hi], focal_length,
-                                                model, flip, principal_point)
+    if intrinsics is None:
+        intrinsics = CameraIntrinsics.default(image_size)
+    out = np.full((len(kp), 3), np.nan, np.float32)
+    for _, rows in tracks.spans():
+        out[rows] = estimate_trajectory(kp[rows], image_size, fps, times[tracks.frame_index[rows]],
+                                        intrinsics.focal_length, model, flip, intrinsics.principal_point)
     return out
 
 
-def locate_people(keypoints_2d: np.ndarray, poses_3d: np.ndarray, image_size: tuple[int, int], fps: float,
-                  timestamps: np.ndarray | None = None, focal_length: float | tuple[float, float] | None = None,
+@dataclass
+class PeopleInWorld:
+    """Where everyone is (``locate_people``'s output), rows in the layout of the tracks they came from.
+
+    trajectory: (N, 3) float32, each pelvis in its frame's camera axes, metres (after ``align_world``'s
+        per-person scale, with several people)
+    poses_world: (N, 17, 3) float32, one fixed world frame: metres, x right, y up, z towards the (first
+        frame's) camera, the floor at y = 0; NaN where a pose could not be placed
+    rotation: (3, 3) float32, world-from-camera of the first frame
+    position: (3,) float32, the camera in the world (x = z = 0, at its height)
+    rotations: (T, 3, 3) float32, the camera rotations used (identities for a static camera):
+        camera-at-frame-t-from-camera-at-frame-0
+    person_scale: (P,) float32, the factor each person's distance was scaled by to stand on the common floor
+    """
+
+    trajectory: np.ndarray
+    poses_world: np.ndarray
+    rotation: np.ndarray
+    position: np.ndarray
+    rotations: np.ndarray
+    person_scale: np.ndarray
+
+
+def locate_people(tracks: TrackRows, keypoints_2d: np.ndarray, poses_3d: np.ndarray, image_size: tuple[int, int],
+                  fps: float, intrinsics: CameraIntrinsics | None = None,
                   model: TemporalModel | str | os.PathLike | None = None, flip: bool = True,
-                  principal_point: tuple[float, float] | None = None,
-                  camera_rotations: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Everything ``poses.npz`` gains from this module, as ``Result.extras`` entries.
+                  camera_rotations: np.ndarray | None = None) -> PeopleInWorld:
+    """Root trajectories and the world frame for every track.
 
     Parameters
     ----------
-    keypoints_2d : (P, T, 17, 3) pixels + score, NaN where absent; undistorted (ideal pinhole) for a
-        lens with distortion, as the lifter saw them.
-    poses_3d : (P, T, 17, 3) root-relative metres, camera axes (the lifter's output).
-    image_size, fps, timestamps, focal_length, model, flip, principal_point : as for
-        ``estimate_trajectory`` (use the focal length and principal point the lifter used).
+    tracks : wildpose.types.TrackRows
+        The layout of the rows (``Tracks`` or ``Result``): which track and frame each row is.
+    keypoints_2d : (N, 17, 3) pixels + score; undistorted (ideal pinhole) for a lens with distortion, as
+        the lifter saw them.
+    poses_3d : (N, 17, 3) root-relative metres, camera axes (the lifter's output).
+    image_size, fps, model, flip : as for ``estimate_trajectory``.
+    intrinsics : the camera the lifter used (default: ``CameraIntrinsics.default(image_size)``).
     camera_rotations : (T, 3, 3), optional
         For a turning camera: camera-at-frame-t-from-camera-at-frame-0 (``wildpose.camera_motion``'s
         convention, ``d_t = R_t d_0``). Each frame's camera-space joints are brought into the first frame's
         camera axes (``R_t^T x``) before the world alignment, so ``poses_world`` is one fixed world frame over
-        the whole clip. None (default): a static camera, exactly as before.
+        the whole clip. None (default): a static camera.
 
     Returns
     -------
-    dict
-        ``trajectory`` (P, T, 3) float32 camera-space roots (after ``align_world``'s per-person scale, with
-        several people); ``poses_3d_camera`` (P, T, 17, 3) float32, poses_3d + trajectory; ``poses_world`` (P, T, 17, 3) float32 (see ``align_world``: y up, floor at
-        y = 0, metres); ``camera_rotation`` (3, 3) float32 world-from-camera of the first frame;
-        ``camera_position`` (3,) float32 in the world; ``camera_rotations`` (T, 3, 3) float32, the rotations
-        used (identities for a static camera), so that frame t's world-from-camera rotation is
-        ``camera_rotation @ camera_rotations[t].T``. ``trajectory`` and ``poses_3d_camera`` stay in each frame's
-        own camera axes. NaN where a person is absent.
+    PeopleInWorld
+        ``trajectory`` and the absolute camera-space joints (``poses_3d + trajectory``) stay in each frame's
+        own camera axes; ``poses_world`` is in the fixed world frame.
     """
-    trajectory = estimate_trajectories(keypoints_2d, image_size, fps, timestamps, focal_length, model, flip,
-                                       principal_point)
-    poses_cam = (np.asarray(poses_3d, np.float32) + trajectory[:, :, None, :]).astype(np.float32)
-    T = poses_cam.shape[1]
+    poses_3d = np.asarray(poses_3d, np.float32)
+    if poses_3d.shape != (tracks.num_rows, 17, 3):
+        raise ValueError(f"poses_3d: expected shape ({tracks.num_rows}, 17, 3), got {poses_3d.shape}")
+    trajectory = estimate_trajectories(tracks, keypoints_2d, image_size, fps, intrinsics, model, flip)
+    T = tracks.num_frames
+    # one (N, 17, 3) float32 buffer: camera-space joints, turned into the first frame's axes in place, and
+    # then the world poses (align_world writes each chunk after it has read it)
+    joints = poses_3d + trajectory[:, None, :]
     if camera_rotations is None:
         rotations = np.broadcast_to(np.eye(3, dtype=np.float32), (T, 3, 3))
-        world, camera = align_world(poses_cam)
     else:
         rotations = np.asarray(camera_rotations, np.float64)
         if rotations.shape != (T, 3, 3) or not np.isfinite(rotations).all():
             raise ValueError(f"camera_rotations: expected finite shape ({T}, 3, 3), got {rotations.shape}")
-        # into the first frame's camera axes (the camera centre stays at the origin: rotation only): R_t^T x
-        fixed = np.einsum("tji,ptkj->ptki", rotations, poses_cam.astype(np.float64))
-        world, camera = align_world(fixed)
-    # keep the camera-space arrays consistent with the world ones: align_world may have scaled a person's
-    # distance so that everyone stands on one floor
-    scale = camera["person_scale"][:, None, None]
+        for lo in range(0, len(joints), _CHUNK_ROWS):
+            chunk = slice(lo, lo + _CHUNK_ROWS)
+            # into the first frame's camera axes (the camera centre stays at the origin: rotation only): R_t^T x
+            joints[chunk] = np.einsum("nji,nkj->nki", rotations[tracks.frame_index[chunk]],
+                                      joints[chunk].astype(np.float64))
+    world, camera = align_world(joints, person=tracks.row_track(), num_people=len(tracks), out=joints)
+    # keep the camera-space trajectory consistent with the world poses: align_world may have scaled a
+    # person's distance so that everyone stands on one floor
+    scale = camera["person_scale"]
     if not np.allclose(scale, 1.0):
-        trajectory = (trajectory * scale).astype(np.float32)
-        poses_cam = (np.asarray(poses_3d, np.float32) + trajectory[:, :, None, :]).astype(np.float32)
-    return {"trajectory": trajectory, "poses_3d_camera": poses_cam, "poses_world": world,
-            "camera_rotation": camera["rotation"], "camera_position": camera["position"],
-            "camera_rotations": np.ascontiguousarray(rotations, np.float32)}
+        trajectory = (trajectory * scale[tracks.row_track()][:, None]).astype(np.float32)
+    return PeopleInWorld(trajectory, world, camera["rotation"], camera["position"],
+                         np.ascontiguousarray(rotations, np.float32), scale)
 
 
-__all__ = ["estimate_trajectory", "estimate_trajectories", "locate_people", "fit_root", "align_world", "load_trajectory_model", "default_trajectory_path",
-           "ANKLE_HEIGHT"]
+__all__ = ["estimate_trajectory", "estimate_trajectories", "locate_people", "PeopleInWorld", "fit_root",
+           "align_world", "load_trajectory_model", "default_trajectory_path", "ANKLE_HEIGHT"]
