@@ -71,7 +71,7 @@ def bone_length_cv(poses_3d: np.ndarray, present: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     poses_3d : (P, T, 17, 3) H36M joints, metres (any units: the ratio has none).
-    present : (P, T) bool, the frames to use for each track (``Result.present``).
+    present : (P, T) bool, the frames to use for each track (``Result.present()``, a dense view).
 
     Returns
     -------

@@ -126,8 +126,8 @@ def detect_tracks(video: str | os.PathLike, cache: Path | None = None) -> dict[s
     from wildpose.pipeline import detect_video, track_video
 
     people, ts, _ = detect_video(video)
-    tracks = track_video(people, ts, path=video)
-    out = {"keypoints": tracks.keypoints_2d, "interpolated": tracks.interpolated}
+    dense = track_video(people, ts, path=video).to_dense()  # the shared clips are short: (P, T) is small
+    out = {"keypoints": dense["keypoints_2d"], "interpolated": dense["interpolated"]}
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(cache / (Path(video).stem + ".npz"), **out)
