@@ -9,13 +9,13 @@
 __version__ = "0.1.0"
 
 from .errors import FormatError, ModelError, NoPersonError, VideoError, WildposeError  # noqa: E402
-from .types import Frame, People2D, Result, Tracks, VideoInfo  # noqa: E402
+from .types import Camera, Detections, Frame, People2D, Result, TrackRows, Tracks, VideoInfo  # noqa: E402
 from .formats.result import load_result, save_result  # noqa: E402
 from .pipeline import RunOptions, process_video, run_video  # noqa: E402
 from .lift import lift, load_lifter  # noqa: E402  (binds wildpose.lift to the function; the subpackage stays importable)
 
 __all__ = [
     "__version__", "lift", "load_lifter", "run_video", "process_video", "RunOptions", "load_result", "save_result",
-    "Frame", "People2D", "Result", "Tracks", "VideoInfo",
+    "Frame", "People2D", "Detections", "TrackRows", "Tracks", "Camera", "Result", "VideoInfo",
     "WildposeError", "VideoError", "NoPersonError", "FormatError", "ModelError",
 ]
