@@ -173,18 +173,6 @@ def _in_child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def make_long_video(video: Path, repeats: int, path: Path) -> None:
-    """``video`` played ``repeats`` times in a row, re-encoded (a long input made from real footage)."""
-    from wildpose.video import VideoWriter, probe, read_frames
-
-    info = probe(video)
-    frames = [f.image for f in read_frames(video)]
-    with VideoWriter(path, info.width, info.height, info.fps) as writer:
-        for _ in range(repeats):
-            for image in frames:
-                writer.write(image)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, nargs="*", default=[0.25, 1.0])
@@ -231,6 +219,8 @@ def main(argv=None) -> int:
         return 0
     print(f"(b) wildpose run on the crowd video and on it {args.repeats}x in a row (fresh process each)")
     with tempfile.TemporaryDirectory() as tmp:
+        from bench_pipeline import make_long_video  # the same long input bench_pipeline --long measures
+
         long_video = Path(tmp) / f"marathon_crowd_x{args.repeats}.mp4"
         make_long_video(crowd, args.repeats, long_video)
         one = _in_child(["run", str(crowd)])

@@ -468,12 +468,15 @@ def test_save_result_refuses_bad_extras_and_leaves_old_file(walk_people, tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["poses.npz"]
 
 
+def _saved_arrays(walk_people, path: Path) -> dict[str, np.ndarray]:
+    """A real result saved to ``path``, and the arrays the file holds (to make broken variants of it)."""
+    save_result(_result_from(walk_people), path)
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
 def test_load_result_problems_name_file_and_key(walk_people, tmp_path):
-    result = _result_from(walk_people)
-    good = tmp_path / "poses.npz"
-    save_result(result, good)
-    with np.load(good) as data:
-        arrays = {k: data[k] for k in data.files}
+    arrays = _saved_arrays(walk_people, tmp_path / "poses.npz")
 
     missing = tmp_path / "missing_key.npz"
     np.savez(missing, **{k: v for k, v in arrays.items() if k != "timestamps"})
@@ -557,11 +560,7 @@ def test_result_files_of_wildpose_0_1_still_load(walk_people, tmp_path):
 
 
 def test_result_layout_errors_are_format_errors(walk_people, tmp_path):
-    result = _result_from(walk_people)
-    good = tmp_path / "poses.npz"
-    save_result(result, good)
-    with np.load(good) as data:
-        arrays = {k: data[k] for k in data.files}
+    arrays = _saved_arrays(walk_people, tmp_path / "poses.npz")
     cases = {"frames out of order": {"frame_index": arrays["frame_index"][::-1].copy()},
              "lengths not adding up": {"track_lengths": arrays["track_lengths"] + 1},
              "a frame past the end": {"frame_index": arrays["frame_index"] + len(arrays["timestamps"])},

@@ -258,9 +258,7 @@ def cmd_dataset(args) -> int:
             p = tracks.main_track  # the reference keeps one person per video
             idx = tracks.frames(p)
             # the track's span, every frame of it (a file with holes in a track: filled with the nearest row)
-            span = np.arange(idx[0], idx[-1] + 1)
-            nearest = np.clip(np.searchsorted(idx, span), 0, len(idx) - 1)
-            kp = tracks.keypoints_2d[tracks.track(p)][nearest, :, :2]
+            kp = tracks.keypoints_2d[tracks.nearest_rows(p, np.arange(idx[0], idx[-1] + 1)), :, :2]
             positions[name] = np.ascontiguousarray(kp, np.float32)
             metadata[name] = {"w": int(size[0]), "h": int(size[1])}
         return f"{path}: added {name}"

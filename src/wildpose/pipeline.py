@@ -258,15 +258,8 @@ def main_track_poses(result: Result) -> np.ndarray:
     Frames before/after the track are held at its first/last pose, as the reference's dataset preparation
     holds the edges; frames inside are the track's own (interpolated where it had short gaps).
     """
-    p = result.main_track
-    rows = result.track(p)
-    idx = result.frame_index[rows]
-    poses = result.poses_3d[rows]
-    t = np.arange(result.num_frames)
-    after = np.clip(np.searchsorted(idx, t), 0, len(idx) - 1)  # first present frame at or after t
-    before = np.clip(after - 1, 0, len(idx) - 1)
-    nearest = np.where(np.abs(idx[before] - t) < np.abs(idx[after] - t), before, after)
-    return np.ascontiguousarray(poses[nearest], np.float32)
+    rows = result.nearest_rows(result.main_track, np.arange(result.num_frames))
+    return np.ascontiguousarray(result.poses_3d[rows], np.float32)
 
 
 @contextlib.contextmanager

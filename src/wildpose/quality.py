@@ -330,7 +330,7 @@ def summarize(result: Result, focal_length: float | None = None) -> dict:
     (``share_meeting_bone_cv_target`` is the share of tracks), ``tracks`` and ``frames``.
     """
     P = len(result)
-    frames = result.frame_counts()
+    frames = result.track_lengths
     cv = np.full((P, len(BONE_NAMES)), np.nan)
     jit3, jit2, jit2_rel = np.full(P, np.nan), np.full(P, np.nan), np.full(P, np.nan)
     height_2d, height_3d = np.full(P, np.nan), np.full(P, np.nan)

@@ -284,9 +284,19 @@ class TrackRows:
         counts = np.bincount(self.frame_index, minlength=self.num_frames)
         return order, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
-    def frame_counts(self) -> np.ndarray:
-        """(P,) int64 frames each track is in."""
-        return self.track_lengths.copy()
+    def nearest_rows(self, p: int, frames: np.ndarray) -> np.ndarray:
+        """For each of ``frames``, the row of track p nearest in frame (rows of the whole layout): holds a
+        track's first/last row before/after it and fills its holes, as the reference's dataset preparation
+        holds the edges."""
+        rows = self.track(p)
+        idx = self.frame_index[rows]
+        if len(idx) == 0:
+            raise ValueError(f"track {p} has no rows")
+        frames = np.asarray(frames)
+        after = np.clip(np.searchsorted(idx, frames), 0, len(idx) - 1)  # first row at or after each frame
+        before = np.clip(after - 1, 0, len(idx) - 1)
+        nearest = np.where(np.abs(idx[before] - frames) < np.abs(idx[after] - frames), before, after)
+        return rows.start + nearest
 
     def dense(self, values: np.ndarray, p: int | None = None, fill=np.nan) -> np.ndarray:
         """Per-row ``values`` (N, ...) as a dense array: (T, ...) for track p, or (P, T, ...) for every track

@@ -512,12 +512,13 @@ def locate_people(tracks: TrackRows, keypoints_2d: np.ndarray, poses_3d: np.ndar
             # into the first frame's camera axes (the camera centre stays at the origin: rotation only): R_t^T x
             joints[chunk] = np.einsum("nji,nkj->nki", rotations[tracks.frame_index[chunk]],
                                       joints[chunk].astype(np.float64))
-    world, camera = align_world(joints, person=tracks.row_track(), num_people=len(tracks), out=joints)
+    person = tracks.row_track()
+    world, camera = align_world(joints, person=person, num_people=len(tracks), out=joints)
     # keep the camera-space trajectory consistent with the world poses: align_world may have scaled a
     # person's distance so that everyone stands on one floor
     scale = camera["person_scale"]
     if not np.allclose(scale, 1.0):
-        trajectory = (trajectory * scale[tracks.row_track()][:, None]).astype(np.float32)
+        trajectory = (trajectory * scale[person][:, None]).astype(np.float32)
     return PeopleInWorld(trajectory, world, camera["rotation"], camera["position"],
                          np.ascontiguousarray(rotations, np.float32), scale)
 
