@@ -61,3 +61,21 @@ class Dense:
 
 def dense(rows) -> Dense:
     return Dense(rows)
+
+
+@pytest.fixture(scope="session")
+def walk_result(walk_video):
+    """The whole pipeline's Result on walk_single.mp4 (one man walking; real pixels, real models), once a session."""
+    from wildpose.pipeline import process_video
+
+    result, _ = process_video(walk_video)
+    return result
+
+
+@pytest.fixture(scope="session")
+def crowd_result(crowd_video):
+    """The first 6 s of marathon_crowd.mkv through the whole pipeline (many runners, a moving camera)."""
+    from wildpose.pipeline import RunOptions, process_video
+
+    result, _ = process_video(crowd_video, RunOptions(end=6.0))
+    return result
