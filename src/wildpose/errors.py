@@ -28,3 +28,7 @@ class FormatError(WildposeError):
 
 class ModelError(WildposeError):
     """A model file is missing, corrupt or does not match its checksum/config."""
+
+
+class UsageError(WildposeError):
+    """An option's value is not one wildpose knows (an unknown export format, say)."""
