@@ -74,8 +74,8 @@ def walk_result(walk_video):
 
 @pytest.fixture(scope="session")
 def crowd_result(crowd_video):
-    """The first 6 s of marathon_crowd.mkv through the whole pipeline (many runners, a moving camera)."""
-    from wildpose.pipeline import RunOptions, process_video
+    """marathon_crowd.mkv (4.6 s, many runners, a moving camera) through the whole pipeline."""
+    from wildpose.pipeline import process_video
 
-    result, _ = process_video(crowd_video, RunOptions(end=6.0))
+    result, _ = process_video(crowd_video)
     return result

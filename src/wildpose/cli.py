@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import __version__
-from .errors import WildposeError
+from .errors import UsageError, WildposeError
 
 if TYPE_CHECKING:
     from .pipeline import RunOptions
@@ -73,6 +73,7 @@ def _options(args) -> "RunOptions":
                       flip=not getattr(args, "no_flip", False), refine=not getattr(args, "no_refine", False),
                       render=getattr(args, "render", False),
                       export_vp3d=getattr(args, "export_vp3d", False),
+                      export=getattr(args, "export", None) or (),
                       static_camera=getattr(args, "static_camera", False))
 
 
@@ -294,6 +295,56 @@ def cmd_render(args) -> int:
     return _for_each([Path(args.video)], work, args.quiet)
 
 
+def _results(inputs: Sequence[str], output: str | None) -> list[tuple[Path, Path, str]]:
+    """Result folders (or their poses.npz) -> (poses.npz, folder to write into, file stem) each. The stem is the
+    result folder's name (the video's stem, as ``run`` names it); two inputs that would write the same files are
+    refused before anything is written."""
+    from .errors import UsageError
+
+    found, seen = [], {}
+    for item in inputs:
+        path = Path(item)
+        npz = path / "poses.npz" if path.is_dir() else path
+        folder = npz.parent
+        stem = folder.name if npz.name == "poses.npz" else npz.stem
+        out = Path(output) if output else folder
+        key = (out.resolve(), stem)
+        if key in seen:
+            raise UsageError(f"{item} and {seen[key]} would both write {out / stem}.*: give them different -o folders")
+        seen[key] = item
+        found.append((npz, out, stem))
+    return found
+
+
+def cmd_export(args) -> int:
+    from .export import export_result, parse_formats
+    from .formats.result import load_result
+
+    formats = parse_formats(args.format)
+    jobs = {npz: (out, stem) for npz, out, stem in _results(args.inputs, args.output)}
+
+    def work(npz: Path) -> str:
+        out, stem = jobs[npz]
+        files = export_result(load_result(npz), out, formats, stem=stem)
+        return f"{npz}: -> {out}/ ({', '.join(p.name for p in files) or 'nothing: no tracks'})"
+
+    return _for_each(list(jobs), work, args.quiet)
+
+
+def cmd_plot(args) -> int:
+    from .formats.result import load_result
+    from .plots import plot_result
+
+    jobs = {npz: (out, stem) for npz, out, stem in _results(args.inputs, args.output)}
+
+    def work(npz: Path) -> str:
+        out, stem = jobs[npz]
+        files = plot_result(load_result(npz), out, stem, max_tracks=args.max_tracks)
+        return f"{npz}: -> {out}/ ({', '.join(p.name for p in files)})"
+
+    return _for_each(list(jobs), work, args.quiet)
+
+
 def cmd_convert(args) -> int:
     from .lift.convert import convert_checkpoint
 
@@ -418,7 +469,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render", action="store_true", help="also write render.mp4 (2D and 3D side by side)")
     p.add_argument("--export-vp3d", action="store_true",
                    help="also write <stem>.npy: the reference's (T, 17, 3) export of the main person")
+    p.add_argument("--export", metavar="FORMATS",
+                   help="also write these formats beside poses.npz, comma separated: bvh, gltf, c3d, trc, json, csv "
+                        "or all (as `wildpose export`)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("export", help="result folders -> BVH, glTF, C3D, TRC, JSON, CSV (docs/OUTPUTS.md)")
+    p.add_argument("inputs", nargs="+", help="result folders (written by run or lift) or their poses.npz")
+    p.add_argument("-f", "--format", required=True, metavar="FORMATS",
+                   help="comma separated: bvh, gltf, c3d, trc, json, csv, or all")
+    p.add_argument("-o", "--output", help="folder to write into (default: each result's own folder)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summaries")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("plot", help="result folders -> PNG figures: joint angles, trajectories, presence, quality")
+    p.add_argument("inputs", nargs="+", help="result folders or their poses.npz")
+    p.add_argument("-o", "--output", help="folder to write into (default: each result's own folder)")
+    p.add_argument("--max-tracks", type=int, default=6,
+                   help="tracks in the angle and quality figures: the N longest (default 6)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summaries")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("detect", help="videos -> 2D keypoints, one .npz per video")
     common(p, "output folder")
@@ -521,7 +591,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(str(exc))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UsageError as exc:  # a bad option value found by the library (an unknown export format, ...)
+        parser.error(str(exc))
 
 
 if __name__ == "__main__":

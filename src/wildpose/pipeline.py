@@ -54,12 +54,17 @@ class RunOptions:
     refine: bool = True  # pull the lifted poses onto the keypoints' rays and steady bone lengths (lift.refine)
     render: bool = False  # write render.mp4
     export_vp3d: bool = False  # write <stem>.npy, the reference's --viz-export array for the main track
+    export: tuple[str, ...] = ()  # further formats written beside poses.npz (wildpose.export.FORMATS: bvh, trc, ...)
     static_camera: bool = False  # skip the camera-rotation estimate (wildpose.camera_motion): the camera is fixed
 
     def __post_init__(self):
         # conflicting or malformed camera options fail here, before any video is read (the size is a stand-in:
         # only the principal point depends on it)
         camera_for(self, (1, 1))
+        if self.export:  # an unknown format fails here too, not after the first video's minutes of work
+            from .export import parse_formats
+
+            object.__setattr__(self, "export", tuple(parse_formats(self.export)))
 
 
 def camera_for(options: RunOptions, image_size: tuple[int, int]):
@@ -306,6 +311,10 @@ def run_video(path: str | os.PathLike, out_root: str | os.PathLike, options: Run
         if options.export_vp3d:
             save_vp3d_export(main_track_poses(result), tmp / f"{path.stem}.npy")
             files.append(f"{path.stem}.npy")
+        if options.export:
+            from .export import export_result
+
+            files.extend(p.name for p in export_result(result, tmp, options.export, stem=path.stem))
         if options.render:
             from .render import render_video
 

@@ -42,8 +42,9 @@ def parse_formats(spec: str | Sequence[str]) -> list[str]:
     for item in (s.strip().lower() for s in items):
         if not item:
             continue
+        if item != "all" and item not in FORMATS:  # refused before anything is written
+            raise UsageError(f"unknown export format {item!r} (choose from {', '.join(FORMATS)}, or all)")
         for name in (FORMATS if item == "all" else [item]):
-            exporter(name)  # raises on an unknown name before anything is written
             if name not in names:
                 names.append(name)
     return names
