@@ -39,12 +39,14 @@ def track_colors(track_ids: np.ndarray) -> list[str]:
 def encode(result: Result, path=None) -> tuple[dict, bytes]:
     """(header, deflated blob) of ``result`` for the page. ``path`` names the result in errors.
 
-    Raises FormatError when the result has no world poses, or a joint lies more than 32 m from its pelvis
+    Raises FormatError when the result has no frames or no world poses, or a joint lies more than 32 m from its pelvis
     (int16 millimetres cannot hold it; no real body does).
     """
     if result.poses_world is None:
         raise FormatError("the result has no poses_world (world alignment did not run): nothing to place in 3D",
                           path)
+    if result.num_frames == 0:
+        raise FormatError("the result has no frames", path)
     world = np.asarray(result.poses_world, np.float64)
     missing = ~np.isfinite(world).all(axis=(1, 2))
     quantised = np.round(np.where(missing[:, None, None], 0.0, world) / STEP_M)
@@ -63,7 +65,7 @@ def encode(result: Result, path=None) -> tuple[dict, bytes]:
         "row_flags": flags,
         # coordinate-major: (3, N) and (16 * 3, N)
         "pelvis_mm": np.ascontiguousarray(pelvis.T, "<i4"),
-        "offsets_mm": np.ascontiguousarray(offsets.reshape(len(offsets), -1).T, "<i2"),
+        "offsets_mm": np.ascontiguousarray(offsets.reshape(len(offsets), 16 * 3).T, "<i2"),
     }
     camera = None
     if result.camera is not None:
