@@ -258,6 +258,19 @@ def test_walk_page_controls(walk_result, tmp_path, open_page):
     assert page.js("wildposeViewer.drawn().people") == []
     p.locator(f'#tracks input[data-track="{track}"]').check()
     assert [q["id"] for q in page.js("wildposeViewer.drawn().people")] == [track]
+    # through the video's camera: the 3D view sits at the camera, looks along its axis, and turns with it
+    looking = "(() => { const c = wildposeViewer.three.camera, d = new wildposeViewer.three.THREE.Vector3(); " \
+              "c.getWorldDirection(d); return [c.position.x, c.position.y, c.position.z, d.x, d.y, d.z]; })()"
+    p.click("#view-camera")
+    assert page.js("wildposeViewer.throughCamera()")
+    for t in (10, 400):
+        page.js("t => wildposeViewer.setFrame(t)", t)
+        eye = np.array(page.js(looking))
+        np.testing.assert_allclose(eye[:3], walk_result.camera.position, atol=1e-5)
+        np.testing.assert_allclose(eye[3:], walk_result.camera.world_from_camera(t)[:, 2], atol=1e-4)
+    assert not page.js("wildposeViewer.drawn().camera.visible")  # no frustum across the view from inside it
+    p.click("#view-reset")
+    assert not page.js("wildposeViewer.throughCamera()")
     # orbit (drag), zoom (wheel), pan (right-drag) move the 3D camera
     box = p.locator("#canvas").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2

@@ -216,9 +216,9 @@
       view.updateProjectionMatrix();
       controls.update();
     }
-    function cameraView() { // look through the video's camera at the current frame
+    function cameraView(t) { // look through the video's camera at frame t (it turns with a turning camera)
       if (!cam) return;
-      const m = cameraMatrix(state.frame).elements;
+      const m = cameraMatrix(t).elements;
       const forward = new THREE.Vector3(m[8], m[9], m[10]), down = new THREE.Vector3(m[4], m[5], m[6]);
       view.position.set(...cam.position);
       view.up.copy(down).negate();
@@ -227,10 +227,15 @@
       controls.target.copy(view.position).addScaledVector(forward, 4);
       controls.update();
     }
+    function setThroughCamera(on) { // while on, the view follows the camera frame by frame; orbiting ends it
+      state.throughCamera = !!on && !!cam;
+      $('view-camera').classList.toggle('active', state.throughCamera);
+      if (state.throughCamera) cameraView(state.frame); else view.up.set(0, 1, 0);
+    }
 
     // ---- drawing a frame
     const state = { frame: 0, clock: timestamps[0], playing: false, speed: 1, drawnRows: [],
-      labels: true, trajectories: true, camera: true, grid: true };
+      labels: true, trajectories: true, camera: true, grid: true, throughCamera: false };
     const labelBox = $('labels'), labelPool = [];
     const tmp = new Float64Array(17 * 3), mat = new THREE.Matrix4(), quat = new THREE.Quaternion();
     const a = new THREE.Vector3(), b = new THREE.Vector3(), mid = new THREE.Vector3(), scale = new THREE.Vector3();
@@ -292,7 +297,8 @@
     function render() {
       trajectories.visible = state.trajectories;
       trackLines.forEach((line, p) => { line.visible = !!visible[p]; });
-      cameraGroup.visible = cameraPole.visible = state.camera && !!cam;
+      cameraPole.visible = state.camera && !!cam;
+      cameraGroup.visible = cameraPole.visible && !state.throughCamera; // not across the view from inside it
       grid.visible = state.grid;
       renderer.render(scene, view);
       placeLabels();
@@ -302,6 +308,7 @@
     let presentBefore = new Set();
     function drawFrame(t) {
       state.frame = t;
+      if (state.throughCamera) cameraView(t);
       placePeople(t);
       if (cam) cameraGroup.matrix.copy(cameraMatrix(t));
       cameraGroup.matrixWorldNeedsUpdate = true;
@@ -364,8 +371,8 @@
       render();
     }
     for (const [name, id] of Object.entries(OPTIONS)) $(id).addEventListener('change', (e) => setOption(name, e.target.checked));
-    $('view-reset').addEventListener('click', () => { resetView(); render(); });
-    $('view-camera').addEventListener('click', () => { cameraView(); render(); });
+    $('view-reset').addEventListener('click', () => { setThroughCamera(false); resetView(); render(); });
+    $('view-camera').addEventListener('click', () => { setThroughCamera(!state.throughCamera); render(); });
     $('view-camera').disabled = !cam;
 
     // ---- time: the video's clock when a video plays, otherwise the page's own
@@ -469,6 +476,7 @@
     }
     new ResizeObserver(resize).observe(pane);
     controls.addEventListener('change', render);
+    controls.addEventListener('start', () => { if (state.throughCamera) setThroughCamera(false); });
 
     resetView();
     resize();
@@ -545,7 +553,10 @@
         const v = new THREE.Vector3(x, y, z).project(view);
         return [(v.x + 1) / 2 * pane.clientWidth, (1 - v.y) / 2 * pane.clientHeight, v.z];
       },
-      resetView: () => { resetView(); render(); }, cameraView: () => { cameraView(); render(); }, render,
+      resetView: () => { setThroughCamera(false); resetView(); render(); },
+      // look through the video's camera (following it frame by frame) until the user orbits, pans or zooms
+      cameraView: (on = true) => { setThroughCamera(on); render(); }, throughCamera: () => state.throughCamera,
+      render,
       three: { THREE, scene, camera: view, renderer, controls },
     });
     api.loaded = true;
