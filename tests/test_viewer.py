@@ -185,7 +185,9 @@ def _check_drawn(page: OfflinePage, result, t: int) -> dict:
 
 def test_walk_page_draws_the_result(walk_result, tmp_path, open_page):
     result = walk_result
-    page = open_page(write_viewer(result, tmp_path / "view.html"))
+    title = 'walk </script><!-- & "quoted"'  # a title must not end the page's elements early
+    page = open_page(write_viewer(result, tmp_path / "view.html", title=title))
+    assert page.page.title() == title and page.page.locator("#title").inner_text() == title
     assert page.js("wildposeViewer.numFrames") == result.num_frames
     tracks = page.js("wildposeViewer.tracks()")
     assert [t["id"] for t in tracks] == result.track_ids.tolist()
@@ -216,7 +218,8 @@ def test_walk_page_draws_the_result(walk_result, tmp_path, open_page):
     color = tracks[0]["color"]
     pixels = _pixels_of(page.canvas_rgb(), color)
     assert len(pixels) >= 50, f"{len(pixels)} pixels of {color}"
-    pelvis = page.js("p => wildposeViewer.project(...p)", result.poses_world[_rows_at(result, t)[tracks[0]["id"]], 0].tolist())
+    pelvis_world = result.poses_world[_rows_at(result, t)[tracks[0]["id"]], 0].tolist()
+    pelvis = page.js("p => wildposeViewer.project(...p)", pelvis_world)
     dpr = page.js("window.devicePixelRatio")
     lo, hi = pixels.min(0) / dpr, pixels.max(0) / dpr
     assert lo[0] - 5 <= pelvis[0] <= hi[0] + 5 and lo[1] - 5 <= pelvis[1] <= hi[1] + 5
@@ -361,8 +364,10 @@ def _check_sync(page: OfflinePage, result):
         const set = v.currentTime;
         wildposeViewer.play();
         await new Promise(r => setTimeout(r, 600));
+        const paused = new Promise(r => v.addEventListener('pause', r, {once: true}));
         wildposeViewer.pause();
-        await new Promise(r => setTimeout(r, 50));
+        await paused;
+        await new Promise(r => setTimeout(r, 100));  // any frame callback still queued has run
         return {frames: out, set, after: wildposeViewer.frame(), expected: wildposeViewer.frameAtTime(v.currentTime)};
     }""", [50, 200, 333])
     assert sync is not None and page.js("wildposeViewer.videoActive()"), "the video did not play"

@@ -16,12 +16,14 @@ The page exposes ``window.wildposeViewer`` (see ``viewer.js``) for tests and for
 from __future__ import annotations
 
 import base64
+import html
 import json
 import mimetypes
 import os
 import re
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 
 from ..atomic import atomic_path
 from ..errors import FormatError
@@ -68,8 +70,6 @@ def _video_source(video: Path, out_path: Path) -> dict:
         src = Path(rel).as_posix()
     except ValueError:  # another drive (Windows): no relative path exists
         src = video.resolve().as_uri()
-    from urllib.parse import quote
-
     return {"src": src if src.startswith("file:") else quote(src), "embedded": False, "name": video.name,
             "bytes": size}
 
@@ -83,7 +83,7 @@ def render_html(result: Result, *, video_source: dict | None = None, title: str 
     data = base64.b64encode(blob).decode("ascii")
     page = _asset("template.html")
     parts = {
-        "{{TITLE}}": _html_escape(header["title"]),
+        "{{TITLE}}": html.escape(header["title"], quote=True),
         "{{STYLE}}": _asset("viewer.css"),
         "{{HEADER_JSON}}": _json_for_script(header),
         "{{DATA_BASE64}}": data,
@@ -93,12 +93,6 @@ def render_html(result: Result, *, video_source: dict | None = None, title: str 
     }
     # one pass: an inserted part is never scanned for another part's placeholder
     return re.sub(r"\{\{[A-Z_0-9]+\}\}", lambda m: parts[m.group(0)], page)
-
-
-def _html_escape(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=True)
 
 
 def write_viewer(result: Result, out_path: Path, *, video: Path | None = None, title: str | None = None) -> Path:

@@ -4,9 +4,10 @@ Every joint is rounded once to whole millimetres (``STEP_M``), so each coordinat
 step of ``poses_world``. The rounded pelvis is stored as int32 millimetres (people may be far from the origin:
 int32 spans 2,000 km), the other 16 joints as int16 millimetres from the rounded pelvis (a body spans under
 2 m; int16 spans 32 m), so decoding ``pelvis + offset`` gives back exactly the rounded joint. Each array is
-stored coordinate-major (all rows' x of one joint, then their y, ...): a coordinate changes slowly along a track,
-and deflate finds those runs (16.5 bytes per person-frame on real poses against 55 row-major; benchmarks/
-bench_viewer.py). The browser inflates the blob with ``DecompressionStream('deflate')`` (zlib format).
+stored coordinate-major (all rows' x of one joint, then their y, ...): a coordinate changes slowly along a
+track, and deflate finds those runs (24.6 bytes of the page per person-frame on real poses:
+benchmarks/bench_viewer.py). The browser inflates the blob with ``DecompressionStream('deflate')`` (zlib
+format).
 
 Blob layout: the arrays of ``header["arrays"]`` one after another, each at an 8-byte aligned offset (typed arrays
 over one ArrayBuffer need aligned offsets), little-endian.

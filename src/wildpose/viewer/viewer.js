@@ -394,7 +394,11 @@
       video.addEventListener('play', () => { state.playing = true; updatePlayButton(); });
       video.addEventListener('ended', () => { state.playing = false; updatePlayButton(); });
       if (video.requestVideoFrameCallback) {
-        const onVideoFrame = (now, meta) => { followVideo(meta.mediaTime); video.requestVideoFrameCallback(onVideoFrame); };
+        // while playing, the presented frame's own timestamp; once paused or seeked, currentTime (the handlers above)
+        const onVideoFrame = (now, meta) => {
+          if (!video.paused && !video.seeking) followVideo(meta.mediaTime);
+          video.requestVideoFrameCallback(onVideoFrame);
+        };
         video.requestVideoFrameCallback(onVideoFrame);
       }
       video.src = window.WILDPOSE_VIDEO_SRC;
