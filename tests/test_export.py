@@ -225,6 +225,9 @@ def test_export_and_plot_commands(walk_result, tmp_path, capfd):
     assert main(["export", str(folder), "--format", "csv,trc,c3d,json", "-q"]) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["poses.npz", "walk_single.c3d", "walk_single.csv",
                                                         "walk_single.json", "walk_single_track1.trc"]
+    assert main(["view", str(folder), "-o", str(tmp_path / "page.html"), "-q"]) == 0
+    assert (tmp_path / "page.html").read_text().startswith("<!DOCTYPE html>")  # the page itself: test_viewer.py
+    assert main(["view", str(tmp_path / "no_such_result"), "-q"]) == 1
     assert main(["plot", str(folder / "poses.npz"), "-o", str(tmp_path / "figures"), "-q"]) == 0
     assert len(list((tmp_path / "figures").glob("walk_single_*.png"))) == 4
     # an unknown format is a usage error before anything is written

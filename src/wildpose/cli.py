@@ -345,6 +345,16 @@ def cmd_plot(args) -> int:
     return _for_each(list(jobs), work, args.quiet)
 
 
+def cmd_view(args) -> int:
+    from .viewer import view_result_dir
+
+    def work(folder: Path) -> str:
+        page = view_result_dir(folder, args.output, video=args.video)
+        return f"{folder}: -> {page} (open it in a browser; it needs no network)"
+
+    return _for_each([Path(args.result)], work, args.quiet)
+
+
 def cmd_convert(args) -> int:
     from .lift.convert import convert_checkpoint
 
@@ -481,6 +491,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="folder to write into (default: each result's own folder)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summaries")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("view", help="a result folder -> one self-contained HTML page playing its people in 3D")
+    p.add_argument("result", help="a result folder (written by run or lift)")
+    p.add_argument("-o", "--output", help="the .html to write (default: RESULT/view.html)")
+    p.add_argument("--video", help="the source video, played beside the 3D in sync (embedded when small, else "
+                                   "linked by a path relative to the page)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    p.set_defaults(func=cmd_view)
 
     p = sub.add_parser("plot", help="result folders -> PNG figures: joint angles, trajectories, presence, quality")
     p.add_argument("inputs", nargs="+", help="result folders or their poses.npz")
