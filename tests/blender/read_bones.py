@@ -34,9 +34,9 @@ if kind == "bvh":
 else:
     scene = bpy.context.scene
     bpy.ops.import_scene.gltf(filepath=path)
-    fps = scene.render.fps / scene.render.fps_base
+    fps = scene.render.fps  # the importer's: it keys time t at t * render.fps (fps_base not applied)
     wanted = [float(t) for t in frames_arg.split(",")]
-    # the glTF importer keys time t at frame t * fps (scene frame rate); frame_set takes a whole frame + subframe
+    # frame_set takes a whole frame and a subframe
     scene_frames = []
     for t in wanted:
         frame = t * fps
