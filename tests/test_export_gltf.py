@@ -154,3 +154,21 @@ def test_walk_gltf_in_blender(walk_result, tmp_path):
 def test_crowd_gltf_in_blender(crowd_result, tmp_path):
     longest = np.argsort(crowd_result.track_lengths)[::-1][:3]
     _check_in_blender(crowd_result, longest.tolist(), tmp_path, "crowd")
+
+
+def test_one_row_and_no_tracks(tmp_path):
+    """A track of one row is a still figure shown from half a frame before it; a result without tracks is an
+    empty, loadable scene."""
+    from test_export_bvh import standing_pose
+    from wildpose.types import Result
+
+    one = result_of(standing_pose()[None].astype(np.float32), np.array([3]), np.arange(10) / 25.0, 25.0)
+    (path,) = gltf.export(one, tmp_path, "one")
+    np.testing.assert_allclose(gltf_joints(path, 7, np.array([0.12, 0.2]))[0], standing_pose(), atol=1e-6)
+    assert np.ptp(gltf_joints(path, 7, np.array([0.05]))[0], axis=0).max() < 1e-6  # not yet there: hidden
+    empty = Result(np.zeros(0), np.zeros(0), np.zeros(0), np.arange(5) / 25.0, keypoints_2d=np.zeros((0, 17, 3)),
+                   poses_3d=np.zeros((0, 17, 3)), interpolated=np.zeros(0, bool), fps=25.0, image_size=(4, 4),
+                   poses_world=np.zeros((0, 17, 3)))
+    (path,) = gltf.export(empty, tmp_path, "empty")
+    doc = gl.GLTF2().load(str(path))
+    assert not doc.nodes and not doc.animations and doc.buffers[0].byteLength > 0
