@@ -80,8 +80,7 @@ def build(track_fits: list[SkeletonFit], end_time: float) -> gl.GLTF2:
         _add_track(b, animation, fit, end_time)
     if animation.channels:
         b.gltf.animations.append(animation)
-    if not b.blob:  # no tracks: an empty scene; pygltflib writes a buffer anyway, and one must hold a byte
-        b.blob = bytearray(4)
+    # (no tracks: an empty scene; pygltflib still writes its one buffer, of 0 bytes, which strict validators flag)
     b.gltf.buffers.append(gl.Buffer(byteLength=len(b.blob)))
     b.gltf.set_binary_blob(bytes(b.blob))
     return b.gltf
