@@ -55,10 +55,10 @@ def _angles(poses: np.ndarray, out: dict) -> dict[str, np.ndarray]:
 
 
 def track_colour(track_id: int) -> tuple[float, float, float]:
-    """The colour every wildpose figure gives a track id (matplotlib's tab10 cycle)."""
-    import matplotlib
+    """The colour the render and the viewer give a track id (``render.track_color``), as matplotlib's 0-1 RGB."""
+    from .render import track_color
 
-    return matplotlib.colormaps["tab10"](int(track_id) % 10)[:3]
+    return tuple(c / 255.0 for c in track_color(track_id))
 
 
 def _longest(result: Result, max_tracks: int) -> list[int]:

@@ -34,7 +34,7 @@ def export(result: Result, out_dir: Path, stem: str) -> list[Path]:
     import ezc3d
 
     if result.poses_world is None:
-        raise FormatError("has no world coordinates (poses_world) to write as C3D", stem)
+        raise FormatError("the result has no world coordinates (poses_world) to write as C3D", Path(out_dir) / stem)
     path = Path(out_dir) / f"{stem}.c3d"
     times, own_frames = frame_times(result, result.fps)
     points = np.empty((4, 17 * len(result.track_ids), len(times)), np.float64)

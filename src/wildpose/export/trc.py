@@ -27,7 +27,7 @@ def _number(values: np.ndarray, fmt: str) -> np.ndarray:
 
 def export(result: Result, out_dir: Path, stem: str) -> list[Path]:
     if result.poses_world is None:
-        raise FormatError("has no world coordinates (poses_world) to write as TRC", stem)
+        raise FormatError("the result has no world coordinates (poses_world) to write as TRC", Path(out_dir) / stem)
     times = np.asarray(result.timestamps, np.float64)
     written = []
     for p, track_id in enumerate(result.track_ids):
