@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from wildpose.errors import VideoError
-from wildpose.video import VideoWriter, probe, read_frames
+from wildpose.types import DecodeReport
+from wildpose.video import VideoWriter, is_image_sequence, probe, read_frames
 
 
 def _encode(path: Path, images, rate=10, rotation_ccw: int | None = None, pts=None, time_base=None,
@@ -186,9 +187,9 @@ def test_generator_closes_file(walk_video, tmp_path):
     assert open_fds() == before
     bad = tmp_path / "cut.mp4"
     data = Path(walk_video).read_bytes()
-    bad.write_bytes(data[: len(data) // 2] + bytes(20000) + data[len(data) // 2 + 20000:])
+    bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(VideoError):
-        list(read_frames(bad))  # fails in the middle
+        list(read_frames(bad))  # fails half way (cut short)
     assert open_fds() == before
 
 
@@ -386,7 +387,7 @@ def _bad_input(kind: str, tmp_path: Path, astronaut) -> Path:
 
 @pytest.mark.parametrize("kind, message", [
     ("missing", "not found"), ("directory", "directory"), ("text", "not a video"), ("random", "not a video"),
-    ("image", "still image"), ("empty", "empty"), ("zero_frames", "no frames"), ("audio_only", "no video stream"),
+    ("empty", "empty"), ("zero_frames", "no frames"), ("audio_only", "no video stream"),
 ])
 def test_bad_inputs(tmp_path, astronaut, kind, message):
     path = _bad_input(kind, tmp_path, astronaut)
@@ -437,15 +438,106 @@ def test_truncated_copy_raises_after_its_complete_frames(tmp_path, caplog, reque
         assert any(cut.name in r.getMessage() and "truncated" in r.getMessage() for r in caplog.records)
 
 
-def test_corrupt_middle_raises_naming_the_frame(tmp_path, walk_video, walk_frames):
-    """20 kB of zeros in the middle of the mp4: the decoder fails there, read_frames says where."""
+def test_corrupt_middle_decodes_on_and_counts_the_damage(tmp_path, walk_video, walk_frames, caplog):
+    """20 kB of zeros in the middle of the mp4 (bytes damaged in transit): the frames the decoder rejects are
+    left out and counted, every other frame comes out in order, and one warning names the file and the place."""
     data = Path(walk_video).read_bytes()
     middle = len(data) // 2
     bad = tmp_path / "holed.mp4"
     bad.write_bytes(data[:middle] + bytes(20000) + data[middle + 20000:])
-    yielded = 0
-    with pytest.raises(VideoError, match=r"at frame \d+") as err:
-        for _ in read_frames(bad):
-            yielded += 1
-    assert "holed.mp4" in str(err.value)
-    assert 0.2 * len(walk_frames) < yielded < 0.8 * len(walk_frames)
+    report = DecodeReport()
+    with caplog.at_level(logging.WARNING, logger="wildpose.video"):
+        frames = list(read_frames(bad, report=report))
+    assert report.damaged > 0 and "frame" in report.first_damage
+    assert len(frames) + report.damaged == len(walk_frames)
+    times = np.array([f.timestamp for f in frames])
+    assert (np.diff(times) > 0).all()
+    # the frames before the damage are the clean file's, pixel for pixel
+    first_bad = int(report.first_damage.split()[1])
+    assert first_bad > 0.2 * len(walk_frames)
+    assert [_digest(frames[i].image) for i in range(0, first_bad, 25)] == walk_frames.digests[0:first_bad:25]
+    assert sum("holed.mp4" in r.getMessage() and "damaged" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_mostly_corrupt_video_is_rejected(tmp_path, walk_video):
+    """Random bytes over most of the stream: not a video with holes but a broken file, one error."""
+    data = bytearray(Path(walk_video).read_bytes())
+    rng = np.random.default_rng(1)
+    start = len(data) // 10
+    data[start:-1000] = rng.integers(0, 256, len(data) - 1000 - start, dtype=np.uint8).tobytes()
+    bad = tmp_path / "ruined.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(VideoError, match=r"decode errors in \d+ of|truncated or corrupt") as err:
+        list(read_frames(bad))
+    assert "ruined.mp4" in str(err.value) and "\n" not in str(err.value)
+
+
+def _remux_with_timestamps(source: Path, out: Path, frames: int, pts_of) -> None:
+    """The first ``frames`` frames of ``source`` re-encoded as MJPEG, packet i stamped ``pts_of(i)``
+    milliseconds, as old cameras and muxers do."""
+    with av.open(os.fspath(source)) as src, av.open(os.fspath(out), "w") as dst:
+        stream = dst.add_stream("mjpeg", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuvj420p"
+        count = 0
+
+        def mux(packets):
+            nonlocal count
+            for packet in packets:
+                packet.time_base = Fraction(1, 1000)
+                packet.pts, packet.dts = pts_of(count), None
+                dst.mux(packet)
+                count += 1
+
+        for i, frame in enumerate(src.decode(video=0)):
+            if i >= frames:
+                break
+            frame = frame.reformat(320, 180)
+            frame.pts = i
+            mux(stream.encode(frame))
+        mux(stream.encode())
+
+
+def test_repeated_timestamps_are_replaced_by_the_frame_rate(tmp_path, walk_video, caplog):
+    """Packets stamped in steps of 100 ms at 30 fps (three frames share a timestamp): from the first repeat on,
+    frames are timed by index and rate, strictly increasing, with one warning."""
+    bad = tmp_path / "repeats.mkv"
+    _remux_with_timestamps(Path(walk_video), bad, 40, lambda i: (i // 3) * 100)
+    report = DecodeReport()
+    with caplog.at_level(logging.WARNING, logger="wildpose.video"):
+        frames = list(read_frames(bad, report=report))
+    times = np.array([f.timestamp for f in frames])
+    assert len(frames) == 40 and (np.diff(times) > 0).all()
+    assert report.retimed > 30
+    np.testing.assert_allclose(np.diff(times[-20:]), 1 / 30, atol=1e-6)
+    assert sum("repeats.mkv" in r.getMessage() and "timestamp" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_still_image_is_one_frame(tmp_path, astronaut):
+    path = _bad_input("image", tmp_path, astronaut)
+    info = probe(path, fps=12.0)
+    assert (info.width, info.height, info.num_frames, info.fps) == (astronaut.shape[1], astronaut.shape[0], 1, 12.0)
+    frames = list(read_frames(path))
+    assert len(frames) == 1 and frames[0].timestamp == 0.0
+    np.testing.assert_array_equal(frames[0].image, astronaut)
+
+
+def test_folder_of_images_is_a_sequence_in_name_order(tmp_path, walk_frames):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in (1, 2, 10, 3):  # name order with numbers as numbers: 1, 2, 3, 10
+        av.VideoFrame.from_ndarray(walk_frames.head[i], format="rgb24").to_image().save(folder / f"img{i}.png")
+    assert is_image_sequence(folder)
+    info = probe(folder, fps=5.0)
+    assert (info.num_frames, info.fps, info.width) == (4, 5.0, walk_frames.head[0].shape[1])
+    frames = list(read_frames(folder, fps=5.0))
+    np.testing.assert_allclose([f.timestamp for f in frames], [0, 0.2, 0.4, 0.6])
+    for frame, i in zip(frames, (1, 2, 3, 10)):
+        np.testing.assert_array_equal(frame.image, walk_frames.head[i])
+    # an image of another size in the sequence is named
+    av.VideoFrame.from_ndarray(walk_frames.head[0][:100], format="rgb24").to_image().save(folder / "img11.png")
+    with pytest.raises(VideoError, match="share one size") as err:
+        list(read_frames(folder))
+    assert "img11.png" in str(err.value)
+    # a folder with anything but images is not a sequence
+    (folder / "notes.txt").write_text("x")
+    assert not is_image_sequence(folder)

@@ -1,13 +1,29 @@
 """Write outputs under a temporary sibling name and rename on success, so no half-written file is ever
-seen under its final name (a crash, a kill or an exception leaves either the old file or nothing)."""
+seen under its final name (a crash, a kill or an exception leaves either the old file or nothing).
+
+Temporary names are ``.<name>.partial.<host>.<pid>.<random>``: a process killed outright (SIGKILL, power loss)
+cannot delete its own, so ``remove_stale_partials`` deletes those whose process on this host is gone, and
+never one that a live process (another run writing to the same folder) is still assembling.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+_STALE = re.compile(r"^\.(?P<name>.+)\.(?:partial|old)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.")
+
+
+def _tag() -> str:
+    # a host name with dots would break the pattern above: only its first label is used
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0]) or "host"
+    return f"{host}.{os.getpid()}"
 
 
 @contextlib.contextmanager
@@ -19,7 +35,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.partial.", suffix=path.suffix if suffix is None else suffix,
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.partial.{_tag()}.", suffix=path.suffix if suffix is None else suffix,
                                dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -38,3 +54,70 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Assemble a folder under a temporary name; on success it replaces ``final`` whole, on error it vanishes.
+
+    The folder gets the mode any folder the user makes gets (``mkdtemp`` alone would leave it 0700, unreadable
+    by the group or a web server).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial.{_tag()}.", dir=final.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if final.exists():
+        old = final.parent / f".{final.name}.old.{_tag()}.{os.urandom(4).hex()}"
+        os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            os.replace(old, final)  # put the previous output back: nothing is lost
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_partials(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Delete the temporary files and folders in ``folder`` left by killed processes of this host (only those
+    of output ``name``, if given); returns what was removed. Those of live processes stay."""
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    host = _tag().split(".")[0]
+    for entry in entries:
+        m = _STALE.match(entry.name)
+        if m is None or m["host"] != host or (name is not None and m["name"] not in (name, Path(name).stem)):
+            continue
+        pid = int(m["pid"])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        removed.append(entry)
+    return removed

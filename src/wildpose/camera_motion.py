@@ -456,7 +456,7 @@ def estimate_camera_motion(path: str | os.PathLike, intrinsics: CameraIntrinsics
         Seconds, as for ``wildpose.video.read_frames``.
     people : iterable of People2D, optional
         Everyone in each decoded frame (e.g. from ``pipeline.detect_video``), to leave their pixels out. Default:
-        run ``detector`` (default: ``pipeline.make_detector()``, MoveNet) on each frame, unless ``mask_people``
+        run ``detector`` (default: MoveNet, as ``pipeline.make_detector()`` makes it) on each frame, unless ``mask_people``
         is False (then nothing is left out: only for videos without moving people).
     config : MotionConfig
 
@@ -474,9 +474,12 @@ def estimate_camera_motion(path: str | os.PathLike, intrinsics: CameraIntrinsics
 
     people_iter = iter(people) if people is not None else None
     if people_iter is None and mask_people and detector is None:
-        from wildpose.pipeline import make_detector
+        # the detector the pipeline uses (people kept down to the tracker's second-chance score, so that small
+        # and half-hidden people are masked too), made here: the pipeline imports this module, not the reverse
+        from wildpose.detect2d import create_detector
+        from wildpose.track import TrackerConfig
 
-        detector = make_detector()
+        detector = create_detector("movenet", score_threshold=TrackerConfig().low_score)
     estimator = CameraMotionEstimator(intrinsics, config)
     for frame in read_frames(path, start=start, end=end):
         if people_iter is not None:

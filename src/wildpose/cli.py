@@ -1,13 +1,18 @@
 """The `wildpose` command: argument parsing, progress bars and exit codes over the Python API; no logic of its own.
 
-Exit codes: 0 every input succeeded; 1 at least one input failed (each failure is one line on stderr naming the
-file, and the other inputs are still processed); 2 the command line itself is wrong.
+Exit codes (README, "Exit codes"): 0 every input succeeded (or was already up to date with --resume); 1 at least
+one input failed (each failure is one line on stderr naming the file, and the other inputs are still processed);
+2 the command line or a file it names as an option (--lifter) is wrong, so nothing was processed; 3 an internal
+error outside any one input (a bug: please report it, with -v); 130 interrupted (Ctrl-C, SIGINT); 143 terminated
+(SIGTERM). An interrupted or terminated run leaves no partial output: re-run it with --resume.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,7 +24,38 @@ from .errors import UsageError, WildposeError
 if TYPE_CHECKING:
     from .pipeline import RunOptions
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system, a container stopping): unwound like Ctrl-C, so partial outputs are removed."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (the CLI called from a thread): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def _progress_bar(desc: str, enabled: bool):
@@ -39,21 +75,23 @@ def _progress_bar(desc: str, enabled: bool):
 def _for_each(paths: Sequence[Path], work: Callable[[Path], str | None], quiet: bool) -> int:
     """Run ``work`` on each path; one line per failure on stderr; the batch goes on past bad files."""
     failed = 0
-    for path in paths:
+    for done, path in enumerate(paths):
         try:
             line = work(path)
             if line and not quiet:
-                print(line)
+                print(line, flush=True)
         except WildposeError as exc:
             failed += 1
-            print(f"error: {exc}", file=sys.stderr)
-        except KeyboardInterrupt:
-            print(f"error: {path}: interrupted", file=sys.stderr)
-            return EXIT_FAILED
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        except KeyboardInterrupt as exc:
+            how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            print(f"error: {path}: {how}; {done - failed} of {len(paths)} inputs done before it (re-run with "
+                  "--resume to go on)", file=sys.stderr, flush=True)
+            return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         except Exception as exc:  # a bug, not bad input: still one line, and the batch goes on
             failed += 1
             logging.getLogger("wildpose").debug("traceback", exc_info=True)
-            print(f"error: {path}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"error: {path}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     if len(paths) > 1 and not quiet:
         print(f"{len(paths) - failed} of {len(paths)} inputs done" + (f", {failed} failed" if failed else ""))
     return EXIT_FAILED if failed else EXIT_OK
@@ -74,7 +112,7 @@ def _options(args) -> "RunOptions":
                       render=getattr(args, "render", False),
                       export_vp3d=getattr(args, "export_vp3d", False),
                       export=getattr(args, "export", None) or (),
-                      static_camera=getattr(args, "static_camera", False))
+                      static_camera=getattr(args, "static_camera", False), fps=getattr(args, "fps", None))
 
 
 def _focal(args) -> float | None:
@@ -97,14 +135,22 @@ def _detector(args):
 
 
 def cmd_run(args) -> int:
+    from .atomic import remove_stale_partials
     from .lift import load_lifter
-    from .pipeline import find_videos, run_video
+    from .pipeline import find_videos, output_dirs, run_video
 
     options = _options(args)
     videos = find_videos(args.inputs, args.glob)
     if not videos:
         print("error: no input videos found", file=sys.stderr)
         return EXIT_FAILED
+    out_dirs = dict(zip(videos, output_dirs(videos, args.output)))
+    for path, out_dir in out_dirs.items():
+        if out_dir.name != path.stem and not args.quiet:
+            print(f"note: {path}: another input shares the name {path.stem!r}: its output is {out_dir}/",
+                  file=sys.stderr)
+    for stale in remove_stale_partials(args.output):
+        logging.getLogger("wildpose").info("removed %s, left by a run that was killed", stale)
     detector, model = _detector(args), load_lifter(options.lifter)
 
     def work(path: Path) -> str:
@@ -112,12 +158,20 @@ def cmd_run(args) -> int:
         rbar, rupdate = _progress_bar(f"{path.name} render", not args.quiet and sys.stderr.isatty())
         try:
             s = run_video(path, args.output, options, detector=detector, model=model, progress=update,
-                          render_progress=rupdate)
+                          render_progress=rupdate, out_dir=out_dirs[path], resume=args.resume)
         finally:
             bar.close()
             rbar.close()
-        return (f"{path}: {s.frames} frames, {s.people} {'person' if s.people == 1 else 'people'}, "
-                f"{s.fps:.1f} frames/s -> {s.out_dir}/ ({', '.join(s.files)})")
+        if s.skipped:
+            return f"{path}: up to date -> {s.out_dir}/ (skipped)"
+        repaired = []
+        if s.damaged_frames:
+            repaired.append(f"{s.damaged_frames} damaged frame{'s' if s.damaged_frames > 1 else ''} left out")
+        if s.retimed_frames:
+            repaired.append(f"{s.retimed_frames} frames timed by the frame rate")
+        return (f"{path}: {s.frames} frame{'' if s.frames == 1 else 's'}, {s.people} {'person' if s.people == 1 else 'people'}, "
+                f"{s.fps:.1f} frames/s -> {s.out_dir}/ ({', '.join(s.files)})"
+                + (f"; {', '.join(repaired)}" if repaired else ""))
 
     return _for_each(videos, work, args.quiet)
 
@@ -129,13 +183,20 @@ def cmd_detect(args) -> int:
 
     options = _options(args)
     videos = find_videos(args.inputs, args.glob)
+    names: dict[str, Path] = {}
+    for path in videos:  # the file name is the reference dataset's entry: two inputs may not share one
+        other = names.setdefault(path.name.casefold(), path)
+        if other is not path:
+            raise UsageError(f"{other} and {path} would both write {Path(args.output) / (path.name + '.npz')}: "
+                             "rename one, or run them into different output folders")
     detector = _detector(args)
 
     def work(path: Path) -> str:
         t0 = time.perf_counter()
         bar, update = _progress_bar(path.name, not args.quiet and sys.stderr.isatty())
         try:
-            people, timestamps, info = detect_video(path, detector, start=args.start, end=args.end, progress=update)
+            people, timestamps, info = detect_video(path, detector, start=args.start, end=args.end, progress=update,
+                                                    fps=options.fps)
         finally:
             bar.close()
         # named like the reference's infer_video_d2.py output (<video file name>.npz), so that the dataset's
@@ -433,7 +494,8 @@ def cmd_eval(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wildpose", description="Videos of people in, tracked 3D human motion out (offline, CPU).",
-        epilog="Exit codes: 0 every input done, 1 some input failed (one line each on stderr), 2 bad command line.")
+        epilog="Exit codes: 0 every input done, 1 some input failed (one line each on stderr), 2 bad command line "
+               "or option file, 3 internal error, 130 interrupted, 143 terminated.")
     parser.add_argument("--version", action="version", version=f"wildpose {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -443,8 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
 
     def videos(p):
-        p.add_argument("inputs", nargs="+", help="video files or folders")
+        p.add_argument("inputs", nargs="+", help="video files, images, or folders (a folder of only images is one "
+                                                 "sequence, in name order)")
         p.add_argument("--glob", help="pattern for files inside folders (default: every file)")
+        p.add_argument("--fps", type=_positive_float, help="frame rate of images and image folders (default 30)")
         p.add_argument("--start", type=float, help="seconds: process from here")
         p.add_argument("--end", type=float, help="seconds: process up to here")
         p.add_argument("--input-size", type=int, help="MoveNet input's longer side in pixels (multiple of 32)")
@@ -474,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, "output folder: one subfolder per video")
     videos(p)
     lifting(p)
+    p.add_argument("--resume", action="store_true",
+                   help="skip inputs whose output folder is complete and was made from the same input and options "
+                        "(its manifest.json); redo the rest")
     p.add_argument("--static-camera", action="store_true",
                    help="the camera does not turn: skip estimating its pan/tilt/roll from the background")
     p.add_argument("--render", action="store_true", help="also write render.mp4 (2D and 3D side by side)")
@@ -610,9 +677,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        with _sigterm_unwinds():
+            return args.func(args)
     except UsageError as exc:  # a bad option value found by the library (an unknown export format, ...)
         parser.error(str(exc))
+    except WildposeError as exc:  # a file named by an option (--lifter) is wrong: nothing was processed
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
+        print("error: terminated" if isinstance(exc, Terminated) else "error: interrupted", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    except Exception as exc:  # a bug outside any one input: one line (the traceback with -v)
+        logging.getLogger("wildpose").debug("traceback", exc_info=True)
+        print(f"error: internal error: {type(exc).__name__}: {exc} (please report it; -v shows the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

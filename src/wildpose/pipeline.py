@@ -13,12 +13,11 @@ assembled under a temporary name and renamed when complete).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import hashlib
 import logging
+import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import NoPersonError, VideoError, WildposeError
-from .types import Camera, Detections, People2D, Result, Tracks, VideoInfo
+from .types import Camera, DecodeReport, Detections, People2D, Result, Tracks, VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +55,14 @@ class RunOptions:
     export_vp3d: bool = False  # write <stem>.npy, the reference's --viz-export array for the main track
     export: tuple[str, ...] = ()  # further formats written beside poses.npz (wildpose.export.FORMATS: bvh, trc, ...)
     static_camera: bool = False  # skip the camera-rotation estimate (wildpose.camera_motion): the camera is fixed
+    fps: float | None = None  # frame rate of a still image or a folder of images (default 30); videos keep theirs
 
     def __post_init__(self):
         # conflicting or malformed camera options fail here, before any video is read (the size is a stand-in:
         # only the principal point depends on it)
         camera_for(self, (1, 1))
+        if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"fps: expected a positive frame rate for images, got {self.fps}")
         if self.export:  # an unknown format fails here too, not after the first video's minutes of work
             from .export import parse_formats
 
@@ -85,6 +87,9 @@ class VideoSummary:
     people: int
     seconds: float
     files: list[str]
+    damaged_frames: int = 0  # frames the decoder rejected, left out (video.DecodeReport)
+    retimed_frames: int = 0  # frames timed by the frame rate: the container's timestamps were missing or repeated
+    skipped: bool = False  # --resume found the output complete and up to date: nothing was done
 
     @property
     def fps(self) -> float:
@@ -108,23 +113,24 @@ def make_detector(options: RunOptions = RunOptions()):
 
 
 def detect_video(path: str | os.PathLike, detector=None, *, start: float | None = None, end: float | None = None,
-                 progress: Progress | None = None,
-                 camera_motion=None) -> tuple[Detections, np.ndarray, VideoInfo]:
+                 progress: Progress | None = None, camera_motion=None, fps: float | None = None,
+                 report: DecodeReport | None = None) -> tuple[Detections, np.ndarray, VideoInfo]:
     """Decode a video and find everyone in every frame.
 
     Returns (Detections: the people of every frame, timestamps (T,) float64 seconds, VideoInfo). Frames are
     streamed: memory holds one frame at a time plus the keypoints, in two growing arrays. ``camera_motion`` (a
     ``wildpose.camera_motion.CameraMotionEstimator``) is fed every frame with the people found in it, in the
-    same pass.
+    same pass. ``fps``: the frame rate of a still image or a folder of images (``video.read_frames``);
+    ``report`` is filled with what decoding repaired (damaged frames left out, frames retimed).
     """
     from .video import probe, read_frames
 
-    info = probe(path)
+    info = probe(path, fps=fps)
     detector = detector if detector is not None else make_detector()
     people = Detections()
     timestamps: list[float] = []
     total = _expected_frames(info, start, end)
-    for frame in read_frames(path, start=start, end=end):
+    for frame in read_frames(path, start=start, end=end, fps=fps, report=report):
         found = detector(frame.image)
         people.append(found)
         if camera_motion is not None:
@@ -153,10 +159,27 @@ def track_video(people: Sequence[People2D], timestamps: np.ndarray, options: Run
     """Follow people over time; NoPersonError when nobody is found."""
     from .track import track_people
 
-    tracks = track_people(people, timestamps, _tracker_config(options))
+    config = _tracker_config(options)
+    tracks = track_people(people, timestamps, config)
     if len(tracks) == 0:
+        seen = _frames_with_people(people, config.min_score)
+        if seen:
+            needed = min(config.min_track_length, len(timestamps))
+            raise NoPersonError(f"people were detected in {seen} of {len(timestamps)} frames, but no one was "
+                                f"followed through the {needed} frames a track needs (too brief, or "
+                                "moving too fast to follow)", path)
         raise NoPersonError(f"no person found in {len(timestamps)} frames", path)
     return tracks
+
+
+def _frames_with_people(people: Sequence[People2D], min_score: float) -> int:
+    """How many frames hold a detection confident enough to start a track."""
+    detections = Detections.from_frames(people)
+    if detections.num_detections == 0:
+        return 0
+    confident = detections.boxes[:, 4] >= min_score
+    frame_of = np.repeat(np.arange(len(detections)), np.diff(detections.frame_offsets))
+    return int(len(np.unique(frame_of[confident])))
 
 
 def keypoints_for_lifting(tracks: Tracks, intrinsics, path: str | os.PathLike | None = None) -> np.ndarray:
@@ -210,8 +233,10 @@ def lift_tracks(tracks: Tracks, image_size: tuple[int, int], fps: float, intrins
 
 
 def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *, detector=None, model=None,
-                  progress: Progress | None = None) -> tuple[Result, VideoInfo]:
-    """Video file -> Result (nothing written)."""
+                  progress: Progress | None = None,
+                  report: DecodeReport | None = None) -> tuple[Result, VideoInfo]:
+    """Video file (or still image, or folder of images) -> Result (nothing written). ``report`` receives what
+    decoding repaired (``video.DecodeReport``)."""
     from .lift import load_lifter
     from .world import locate_people
 
@@ -222,7 +247,8 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
 
         estimator = CameraMotionEstimator(lambda size: camera_for(options, size))
     detections, timestamps, info = detect_video(path, detector, start=options.start, end=options.end,
-                                                progress=progress, camera_motion=estimator)
+                                                progress=progress, camera_motion=estimator, fps=options.fps,
+                                                report=report)
     tracks = track_video(detections, timestamps, options, path)
     del detections  # the tracks hold what is kept of them
     intrinsics = camera_for(options, info.image_size)
@@ -267,75 +293,135 @@ def main_track_poses(result: Result) -> np.ndarray:
     return np.ascontiguousarray(result.poses_3d[rows], np.float32)
 
 
-@contextlib.contextmanager
-def _atomic_dir(final: Path):
-    """Assemble a folder under a temporary name; on success it replaces ``final`` whole, on error it vanishes."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial.", dir=final.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if final.exists():
-        old = final.parent / f".{final.name}.old.{os.getpid()}"
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def output_dir_for(path: str | os.PathLike, out_root: str | os.PathLike) -> Path:
+    """The output folder of one input run on its own: ``out_root/<stem>`` (a folder of images: its name)."""
     return Path(out_root) / Path(path).stem
+
+
+def output_dirs(paths: Sequence[str | os.PathLike], out_root: str | os.PathLike) -> list[Path]:
+    """The output folder of each input of a batch: ``out_root/<stem>``, unless two inputs share a stem.
+
+    Inputs whose stems collide (compared case-insensitively: ``Clip.MP4`` and ``clip.mkv`` would share a folder
+    on macOS and Windows) each get ``<stem>-<8 hex digits>`` instead, the digits hashing the input's absolute
+    path, so that no output replaces another and a re-run (``--resume``) finds the same folders again.
+    """
+    stems = [Path(p).stem for p in paths]
+    counts: dict[str, int] = {}
+    for stem in stems:
+        counts[stem.casefold()] = counts.get(stem.casefold(), 0) + 1
+    out = []
+    for path, stem in zip(paths, stems):
+        if counts[stem.casefold()] > 1:
+            tag = hashlib.sha256(os.fsencode(os.path.abspath(path))).hexdigest()[:8]
+            out.append(Path(out_root) / f"{stem}-{tag}")
+        else:
+            out.append(Path(out_root) / stem)
+    return out
+
+
+def _lifter_sha256(model) -> str | None:
+    config = getattr(model, "config", None)
+    return config.get("sha256") if isinstance(config, dict) else None
 
 
 def run_video(path: str | os.PathLike, out_root: str | os.PathLike, options: RunOptions = RunOptions(), *,
               detector=None, model=None, progress: Progress | None = None,
-              render_progress: Progress | None = None) -> VideoSummary:
-    """Process one video and write ``out_root/<stem>/`` (poses.npz, and render.mp4 / <stem>.npy if asked).
+              render_progress: Progress | None = None, out_dir: str | os.PathLike | None = None,
+              resume: bool = False) -> VideoSummary:
+    """Process one video and write ``out_root/<stem>/`` (poses.npz, manifest.json, and render.mp4 / <stem>.npy
+    / exports if asked), or ``out_dir`` when given (a batch's folders come from ``output_dirs``).
 
-    The folder appears complete or not at all. Raises WildposeError subclasses for bad input.
+    The folder appears complete or not at all; its ``manifest.json`` (written last) records the input, the
+    options and the files. With ``resume``, a folder whose manifest matches this input and these options is
+    left as it is (``VideoSummary.skipped``). Raises WildposeError subclasses for bad input, and for outputs
+    that cannot be written (a read-only folder, a full disk), naming the folder.
     """
+    from .atomic import atomic_dir, remove_stale_partials
     from .formats.result import save_result, save_vp3d_export
+    from .lift import load_lifter
+    from .manifest import MANIFEST_NAME, is_up_to_date, read_manifest, write_manifest
 
     t0 = time.perf_counter()
     path = Path(path)
     if not path.exists():
         raise VideoError("no such file", path)
-    result, info = process_video(path, options, detector=detector, model=model, progress=progress)
-    out_dir = output_dir_for(path, out_root)
+    out_dir = Path(out_dir) if out_dir is not None else output_dir_for(path, out_root)
+    model = model if model is not None else load_lifter(options.lifter)
+    lifter_sha = _lifter_sha256(model)
+    from .video import IMAGE_SUFFIXES
+
+    # --fps only times images: a video's output does not depend on it, so it must not force a redo
+    made_with = options if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES \
+        else dataclasses.replace(options, fps=None)
+    remove_stale_partials(out_dir.parent, out_dir.name)  # what a killed run of this output left behind
+    if resume:
+        done, why = is_up_to_date(out_dir, path, made_with, lifter_sha)
+        if done:
+            manifest = read_manifest(out_dir)
+            return VideoSummary(str(path), out_dir, int(manifest.get("frames", 0)), int(manifest.get("people", 0)),
+                                time.perf_counter() - t0, sorted(manifest["files"]), skipped=True)
+        if out_dir.exists():
+            log.info("%s: redoing %s (%s)", path, out_dir, why)
+    report = DecodeReport()
+    result, info = process_video(path, options, detector=detector, model=model, progress=progress, report=report)
     files = ["poses.npz"]
-    with _atomic_dir(out_dir) as tmp:
-        save_result(result, tmp / "poses.npz")
-        if options.export_vp3d:
-            save_vp3d_export(main_track_poses(result), tmp / f"{path.stem}.npy")
-            files.append(f"{path.stem}.npy")
-        if options.export:
-            from .export import export_result
+    try:
+        with atomic_dir(out_dir) as tmp:
+            save_result(result, tmp / "poses.npz")
+            if options.export_vp3d:
+                save_vp3d_export(main_track_poses(result), tmp / f"{path.stem}.npy")
+                files.append(f"{path.stem}.npy")
+            if options.export:
+                from .export import export_result
 
-            files.extend(p.name for p in export_result(result, tmp, options.export, stem=path.stem))
-        if options.render:
-            from .render import render_video
+                files.extend(p.name for p in export_result(result, tmp, options.export, stem=path.stem))
+            if options.render:
+                from .render import render_video
 
-            render_video(path, result, tmp / "render.mp4", start=options.start, end=options.end,
-                         progress=render_progress)
-            files.append("render.mp4")
+                render_video(path, result, tmp / "render.mp4", start=options.start, end=options.end,
+                             progress=render_progress)
+                files.append("render.mp4")
+            write_manifest(tmp, input_path=path, options=made_with, lifter_sha256=lifter_sha, files=files,
+                           frames=result.num_frames, people=len(result.track_ids), damaged_frames=report.damaged,
+                           retimed_frames=report.retimed)
+    except OSError as exc:  # a read-only folder, a full disk, a lost network share: the output's problem
+        reason = exc.strerror or str(exc)
+        raise WildposeError(f"cannot write the output: {reason}" +
+                            (f" ({exc.filename})" if exc.filename and not str(exc.filename).startswith(
+                                os.fspath(out_dir.parent)) else ""), out_dir) from exc
     seconds = time.perf_counter() - t0
-    return VideoSummary(str(path), out_dir, result.num_frames, len(result.track_ids), seconds, files)
+    return VideoSummary(str(path), out_dir, result.num_frames, len(result.track_ids), seconds,
+                        files + [MANIFEST_NAME], damaged_frames=report.damaged, retimed_frames=report.retimed)
 
 
 def find_videos(inputs: Sequence[str | os.PathLike], glob: str | None = None) -> list[Path]:
-    """Expand files and folders into a list of video paths (folders: ``glob``, default every file)."""
+    """Expand files and folders into a list of inputs (folders: ``glob``, default every file).
+
+    A folder holding only images (``video.is_image_sequence``) is one input, a sequence of frames; any other
+    folder is a batch of its files (an image among them is a one-frame input). An input named twice (the same
+    file by two paths, or in a folder and by name) is kept once.
+    """
+    from .video import is_image_sequence
+
     found: list[Path] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        if p.is_dir() and not (glob is None and is_image_sequence(p)):
             found.extend(sorted(q for q in p.glob(glob or "*") if q.is_file() and not q.name.startswith(".")))
         else:
             found.append(p)  # missing files are reported per file by run_video, not here
-    return found
+    unique: list[Path] = []
+    seen: set[str] = set()
+    for p in found:
+        key = os.path.realpath(p)
+        if key in seen:
+            log.warning("%s: named twice; processed once", p)
+            continue
+        seen.add(key)
+        unique.append(p)
+    return unique
 
 
 __all__ = ["RunOptions", "VideoSummary", "detect_video", "track_video", "lift_tracks", "process_video",
-           "run_video", "find_videos", "main_track_poses", "camera_for", "WildposeError"]
+           "run_video", "find_videos", "main_track_poses", "camera_for", "WildposeError", "output_dirs",
+           "output_dir_for"]

@@ -507,7 +507,7 @@ def render_video(video_path: str | os.PathLike, result: Result, out_path: str | 
         nothing was decoded.
     """
     video_path = os.fspath(video_path)
-    info = probe(video_path)
+    info = probe(video_path, fps=result.fps)  # the rate only matters for images: the result's
     T = result.num_frames
     if T == 0:
         raise VideoError("the result has no frames to draw", video_path)
@@ -551,7 +551,7 @@ def render_video(video_path: str | os.PathLike, result: Result, out_path: str | 
     written = 0
     warned = False
     with VideoWriter(out_path, out_w_left + panel_w, out_h, fps) as writer:
-        for frame in read_frames(video_path, start=start, end=end):
+        for frame in read_frames(video_path, start=start, end=end, fps=result.fps):
             if aligned_by_index:
                 t = frame.index
                 if t >= T:

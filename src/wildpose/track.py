@@ -77,7 +77,8 @@ class TrackerConfig:
         Seconds between two consecutive detections of a track up to which the frames between them are
         filled by linear interpolation; a longer gap splits the track into two tracks (two ids).
     min_track_length : int
-        Tracks (after splitting) with fewer detected frames than this are dropped as spurious.
+        Tracks (after splitting) with fewer detected frames than this are dropped as spurious; in a video of
+        fewer frames (a still image, a burst), a track must be detected in all of them.
     max_people : int or None
         Keep only the N tracks present (detected or interpolated) in the most frames; None keeps all.
     single : bool
@@ -372,13 +373,15 @@ def track_people(frames: Sequence[People2D] | Detections, timestamps: np.ndarray
             progress(t + 1, T)
 
     detection_frame = np.repeat(np.arange(T, dtype=np.int64), np.diff(offsets))
+    # a clip shorter than the minimum (a photo, a burst of a few frames) keeps a person seen in all of it
+    min_length = min(config.min_track_length, T)
     # (first frame, last frame, frame indices, detection rows) per final track
     segments: list[tuple[int, int, np.ndarray, np.ndarray]] = []
     for raw_id in sorted(observed):
         rows = np.asarray(observed[raw_id], np.int64)
         frame_index = detection_frame[rows]
         for part in _split(frame_index, timestamps, config.max_gap):
-            if len(part) >= config.min_track_length:
+            if len(part) >= min_length:
                 segments.append((int(frame_index[part[0]]), int(frame_index[part[-1]]), frame_index[part],
                                  rows[part]))
     found = len(segments)

@@ -50,6 +50,15 @@ class VideoInfo:
 
 
 @dataclass
+class DecodeReport:
+    """What decoding had to repair in one video, filled in by ``video.read_frames`` as it goes."""
+
+    damaged: int = 0  # frames whose data the decoder rejected: left out (their time is a gap)
+    retimed: int = 0  # frames timed by index and frame rate: the container gave no or repeated timestamps
+    first_damage: str = ""  # where the first damaged frame was, and FFmpeg's words for it
+
+
+@dataclass
 class Frame:
     """One decoded frame, rotated for display."""
 

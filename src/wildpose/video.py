@@ -5,9 +5,18 @@ Frames come out as RGB uint8 arrays already turned the way a player shows them (
 matrix, or a legacy ``rotate`` tag), with timestamps taken from each frame's PTS, so variable frame rate
 video keeps its real timing.
 
-Damaged files: a decoder error in the middle of the stream raises :class:`VideoError` naming the frame.
-A file cut short (an interrupted copy or download) ends where its complete data ends, with a warning that
-says how many frames are missing; a half-written last packet is dropped, never decoded.
+Damaged files: a packet the decoder rejects in the middle of the stream (bytes damaged in transit) is left
+out and counted (``DecodeReport.damaged``); FFmpeg conceals the damage in the frames after it, and decoding
+goes on. A stream in which most packets fail, or none decodes, raises :class:`VideoError`. A file cut short (an
+interrupted copy or download) ends where its complete data ends, with a warning that says how many frames are
+missing; a half-written last packet is dropped, never decoded.
+
+Timestamps: each frame's PTS, unless the container gives none or repeats them (old AVI/MJPEG and camera files,
+raw streams): from the first frame whose PTS is missing or not after its predecessor's, the frames are timed by
+their index and the stream's frame rate, continuing from the last good timestamp, with one warning.
+
+Still images (PNG, JPEG, ...) are one-frame videos, and a folder holding only images is a sequence in name
+order at a given frame rate (``fps``, default 30).
 """
 
 from __future__ import annotations
@@ -24,9 +33,20 @@ import numpy as np
 
 from wildpose.atomic import atomic_path
 from wildpose.errors import VideoError
-from wildpose.types import Frame, VideoInfo
+from wildpose.types import DecodeReport, Frame, VideoInfo
 
-__all__ = ["probe", "read_frames", "VideoWriter"]
+__all__ = ["probe", "read_frames", "VideoWriter", "DecodeReport", "IMAGE_SUFFIXES", "is_image_sequence",
+           "image_sequence_files"]
+
+# Still images wildpose reads as one frame (and, in a folder, as a sequence). FFmpeg's image decoders read
+# them; the list is what users bring, not everything FFmpeg knows.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm"})
+
+# Frame rate of an image sequence (and of a still image's one frame) when the caller gives none.
+DEFAULT_IMAGE_FPS = 30.0
+
+# A stream is rejected as corrupt, not decoded with holes, when more than this share of its packets fail.
+MAX_DAMAGED_SHARE = 0.5
 
 _LOG = logging.getLogger(__name__)
 
@@ -37,12 +57,37 @@ _EPS = 1e-6
 # --------------------------------------------------------------------------------------------- opening
 
 
+def _natural_key(path: Path) -> tuple:
+    # img2.png before img10.png, as a person numbering frames means them
+    import re
+
+    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name))
+
+
+def image_sequence_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files of ``folder`` in name order (numbers compared as numbers); hidden files left out."""
+    folder = Path(folder)
+    return sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+
+
+def is_image_sequence(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder whose files are all images (at least one): one video, frame by frame."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return bool(files) and all(p.suffix.lower() in IMAGE_SUFFIXES for p in files)
+
+
 def _check_file(path: Path) -> None:
     """Raise VideoError for the failures os.stat can tell apart, before FFmpeg's vaguer messages."""
     if not path.exists():
         raise VideoError("file not found", path)
     if path.is_dir():
-        raise VideoError("is a directory, not a video file", path)
+        if is_image_sequence(path):
+            return
+        raise VideoError("is a directory, not a video file or a folder of images", path)
     if not path.is_file():
         raise VideoError("is not a regular file", path)
     if path.stat().st_size == 0:
@@ -71,8 +116,6 @@ def _open(path: Path) -> tuple[av.container.InputContainer, av.video.stream.Vide
     except OSError as exc:
         raise VideoError(f"cannot open ({_reason(exc)})", path) from exc
     try:
-        if _is_image_format(container):
-            raise VideoError(f"is a still image ({container.format.name}), not a video", path)
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
             raise VideoError(f"has no video stream (found: {', '.join(kinds)})", path)
@@ -133,10 +176,20 @@ def _decode_packet(stream, packet, path: Path, state: dict) -> Iterator[av.Video
     try:
         frames = stream.decode(packet)
     except av.FFmpegError as exc:
+        if packet is None:  # the decoder failed while handing back its last frames: they are lost
+            _LOG.debug("%s: error draining the decoder: %s", path, _reason(exc))
+            return
         where = f"frame {state['packets']}"
-        if packet is not None and packet.pts is not None and stream.time_base is not None:
+        if packet.pts is not None and stream.time_base is not None:
             where += f" (t={float((packet.pts - _origin_pts(stream)) * stream.time_base):.3f} s)"
-        raise VideoError(f"decode error at {where}: {_reason(exc)}; the file is corrupt", path) from exc
+        state["packets"] += 1
+        damaged = state["damaged"] = state.get("damaged", 0) + 1
+        if damaged == 1:
+            state["first_damage"] = f"{where}: {_reason(exc)}"
+        if damaged >= 8 and damaged > MAX_DAMAGED_SHARE * state["packets"]:
+            raise VideoError(f"decode errors in {damaged} of the first {state['packets']} frames (first at "
+                             f"{state['first_damage']}); the file is corrupt", path) from exc
+        return
     if packet is not None:
         state["packets"] += 1
     for frame in frames:
@@ -200,13 +253,61 @@ def _declared(container, stream) -> tuple[int | None, float | None]:
 # --------------------------------------------------------------------------------------------- public
 
 
-def probe(path: str | os.PathLike) -> VideoInfo:
+def _image_fps(fps: float | None) -> float:
+    if fps is None:
+        return DEFAULT_IMAGE_FPS
+    fps = float(fps)
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps: expected a positive frame rate for the images, got {fps}")
+    return fps
+
+
+def _probe_sequence(folder: Path, fps: float) -> VideoInfo:
+    files = image_sequence_files(folder)
+    first = probe(files[0], fps=fps)
+    return VideoInfo(path=os.fspath(folder), width=first.width, height=first.height, fps=fps, rotation=first.rotation,
+                     num_frames=len(files), duration=len(files) / fps, codec=f"image sequence ({first.codec})")
+
+
+def _read_sequence(folder: Path, fps: float, start: float, end: float | None) -> Iterator[Frame]:
+    """The images of ``folder`` as frames at ``fps``; every image must have the first one's size."""
+    files = image_sequence_files(folder)
+    size = None
+    index = 0
+    for i, file in enumerate(files):
+        t = i / fps
+        if t < start - _EPS:
+            continue
+        if end is not None and t >= end - _EPS:
+            break
+        pictures = _read(file, 0.0, None, threads=False, allow_truncated=False, fps=fps)
+        try:
+            image = next(pictures).image
+        except StopIteration:
+            raise VideoError("the image holds no picture", file) from None
+        finally:
+            pictures.close()
+        if size is None:
+            size = image.shape[:2]
+        elif image.shape[:2] != size:
+            raise VideoError(f"is {image.shape[1]}x{image.shape[0]} pixels, the sequence's first image "
+                             f"{size[1]}x{size[0]}: the images of a sequence must share one size", file)
+        yield Frame(index=index, timestamp=t, image=image)
+        index += 1
+    if index == 0:
+        raise VideoError(f"start={start:.3f} s is past the end of the image sequence", folder)
+
+
+def probe(path: str | os.PathLike, *, fps: float | None = None) -> VideoInfo:
     """Describe a video as a player shows it, decoding only its first frame.
 
     Parameters
     ----------
     path : str or PathLike
-        Any container/codec FFmpeg reads (mp4, mov, mkv, webm, avi, ...).
+        Any container/codec FFmpeg reads (mp4, mov, mkv, webm, avi, ...), a still image (one frame), or a folder
+        holding only images (a sequence in name order).
+    fps : float, optional
+        The frame rate of a still image or an image sequence (default 30); a video's own rate is kept.
 
     Returns
     -------
@@ -222,8 +323,12 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         or a video stream without a single decodable frame.
     """
     path = Path(path)
+    _check_file(path)
+    if path.is_dir():
+        return _probe_sequence(path, _image_fps(fps))
     container, stream = _open(path)
     try:
+        still = _is_image_format(container)
         frames = _decoded(container, stream, path, {})
         try:
             first = next(frames, None)
@@ -236,6 +341,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         if rotation in (90, 270):
             width, height = height, width
         num_frames, duration = _declared(container, stream)
+        if still:  # an image demuxer's rate (25) means nothing: the caller's rate, one frame
+            rate = _image_fps(fps)
+            return VideoInfo(path=os.fspath(path), width=int(width), height=int(height), fps=rate,
+                             rotation=rotation, num_frames=1, duration=1.0 / rate, codec=stream.codec_context.name)
         fps = _frame_rate(stream)
         if fps is None:
             if num_frames and duration:
@@ -251,8 +360,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 
 def read_frames(path: str | os.PathLike, start: float | None = None, end: float | None = None, *,
-                allow_truncated: bool = False,
-                threads: bool = True) -> Iterator[Frame]:
+                allow_truncated: bool = False, threads: bool = True, fps: float | None = None,
+                report: DecodeReport | None = None) -> Iterator[Frame]:
     """Decode a video frame by frame, rotated for display, with presentation timestamps.
 
     Parameters
@@ -264,6 +373,10 @@ def read_frames(path: str | os.PathLike, start: float | None = None, end: float 
         yielded. ``start`` seeks to the key frame before it and decodes forward from there.
     threads : bool
         Let FFmpeg decode with several threads (frame and slice threading); results are identical.
+    fps : float, optional
+        The frame rate of a still image or a folder of images (default 30); ignored for videos.
+    report : DecodeReport, optional
+        Filled in as decoding goes: frames left out as damaged, frames timed by the frame rate.
 
     Yields
     ------
@@ -296,18 +409,22 @@ def read_frames(path: str | os.PathLike, start: float | None = None, end: float 
     if end is not None and (math.isnan(end) or (start is not None and end <= start) or end <= 0):
         raise ValueError(f"end: expected seconds > start ({start or 0.0}), got {end}")
     _check_file(path)  # fail at the call, not at the first next(), for the common mistakes
-    return _read(path, start or 0.0, end, threads, allow_truncated)
+    if path.is_dir():
+        return _read_sequence(path, _image_fps(fps), start or 0.0, end)
+    return _read(path, start or 0.0, end, threads, allow_truncated, fps=fps, report=report)
 
 
-def _read(path: Path, start: float, end: float | None, threads: bool, allow_truncated: bool) -> Iterator[Frame]:
+def _read(path: Path, start: float, end: float | None, threads: bool, allow_truncated: bool, *,
+          fps: float | None = None, report: DecodeReport | None = None) -> Iterator[Frame]:
     container, stream = _open(path)
     frames = None
+    report = report if report is not None else DecodeReport()
     try:
         if threads:
             stream.thread_type = "AUTO"
         time_base = stream.time_base
         origin = _origin_pts(stream)
-        fps = _frame_rate(stream) or 30.0
+        fps = _image_fps(fps) if _is_image_format(container) else (_frame_rate(stream) or 30.0)
         state: dict = {}
         first = None
         seeked = False
@@ -336,11 +453,26 @@ def _read(path: Path, start: float, end: float | None, threads: bool, allow_trun
         index = 0
         last_t: float | None = None
         stopped_by_end = False
+        by_rate = False  # the container's timestamps went missing or backwards: frames are timed by the rate
         while True:
             frame, first = (first, None) if first is not None else (next(frames, None), None)
             if frame is None:
                 break
-            t = _seconds(frame, time_base, origin, last_t, fps)
+            if by_rate:
+                t = last_t + 1.0 / fps
+                report.retimed += 1
+            else:
+                t = _seconds(frame, time_base, origin, last_t, fps)
+                if last_t is not None and (frame.pts is None or t <= last_t + _EPS):
+                    # repeated or missing timestamps (old AVI/MJPEG muxers, raw streams): from here on, the
+                    # frame index and the stream's rate are the only clock that keeps frames apart and in order
+                    by_rate = True
+                    t = last_t + 1.0 / fps
+                    report.retimed += 1
+                    _LOG.warning("%s: the frame at %.3f s has %s timestamp; timing the frames from here on by "
+                                 "the frame rate (%.3f fps)", path, last_t,
+                                 "no" if frame.pts is None else "a repeated or earlier", fps)
+            report.damaged = state.get("damaged", 0)
             last_t = t
             if start > 0 and t < start - _EPS:
                 continue
@@ -352,7 +484,18 @@ def _read(path: Path, start: float, end: float | None, threads: bool, allow_trun
             yield Frame(index=index, timestamp=t, image=_to_display(frame, rotation))
             index += 1
 
+        if not stopped_by_end and state.get("damaged"):
+            # the decoder may also swallow frames after damage without an error: every packet sent in that did
+            # not come out as a frame is a damaged frame
+            state["damaged"] = max(state["damaged"], state.get("packets", 0) - state.get("decoded", 0))
+        report.damaged = state.get("damaged", 0)
+        if report.damaged:
+            report.first_damage = state["first_damage"]
+            _LOG.warning("%s: %d damaged frame(s) could not be decoded and are left out (first at %s)", path,
+                         report.damaged, state["first_damage"])
         if last_t is None and not seeked:
+            if report.damaged:
+                raise VideoError(f"no frame could be decoded ({state['first_damage']})", path)
             raise VideoError("the video stream holds no frames", path)
         if index == 0 and not stopped_by_end:
             raise VideoError(f"start={start:.3f} s is past the end of the video", path)
@@ -378,7 +521,7 @@ def _seconds(frame: av.VideoFrame, time_base, origin: int, previous: float | Non
 def _shortfall(container, stream, state: dict, seeked: bool, last_t: float | None, fps: float) -> str | None:
     """Why the stream looks cut short of what the container promised, or None when it does not."""
     num_frames, duration = _declared(container, stream)
-    decoded = state.get("decoded", 0)
+    decoded = state.get("decoded", 0) + state.get("damaged", 0)  # damaged frames were there, and are counted
     if num_frames is not None and not seeked and decoded < num_frames:
         return f"decoded {decoded} of the {num_frames} frames the container lists"
     if duration is not None and last_t is not None and duration - (last_t + 1.0 / fps) > max(1.0, 5.0 / fps):

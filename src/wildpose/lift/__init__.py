@@ -165,8 +165,10 @@ def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
     focal_length : float or (fx, fy), optional
         Pixels; used by "focal" models (default: a 60-degree field of view across the longer side).
         A pair for non-square pixels.
-    model : TemporalModel or path, optional
-        Default: the shipped lifter (loaded once per process).
+    model : TemporalModel, path or name, optional
+        Default: the shipped lifter (loaded once per process). A path (``NAME.safetensors``, ``NAME.json`` or
+        the stem) or a shipped model's name (``"causal"``) is loaded on each call: load it once with
+        ``load_lifter`` to lift many tracks.
     timestamps : ndarray, (T,), optional
         Seconds, strictly increasing (variable frame rate video); default ``arange(T) / fps``.
     flip : bool
@@ -195,6 +197,8 @@ def lift(keypoints_2d: np.ndarray, image_size: tuple[int, int], fps: float,
     """
     if model is None:
         model = _default_lifter()
+    elif not isinstance(model, TemporalModel):  # a path or a shipped model's name
+        model = load_lifter(model)
     poses = run_temporal_model(model, keypoints_2d, image_size, fps, focal_length=focal_length,
                                timestamps=timestamps, flip=flip, principal_point=principal_point)
     if refine and model.input_normalisation in ("focal", "crop") and poses.shape[1] == 17:
