@@ -108,15 +108,17 @@ def make_detector(options: RunOptions = RunOptions()):
 
 
 def detect_video(path: str | os.PathLike, detector=None, *, start: float | None = None, end: float | None = None,
-                 progress: Progress | None = None,
-                 camera_motion=None) -> tuple[Detections, np.ndarray, VideoInfo]:
+                 progress: Progress | None = None, camera_motion=None,
+                 colours: bool = True) -> tuple[Detections, np.ndarray, VideoInfo]:
     """Decode a video and find everyone in every frame.
 
     Returns (Detections: the people of every frame, timestamps (T,) float64 seconds, VideoInfo). Frames are
     streamed: memory holds one frame at a time plus the keypoints, in two growing arrays. ``camera_motion`` (a
     ``wildpose.camera_motion.CameraMotionEstimator``) is fed every frame with the people found in it, in the
-    same pass.
+    same pass. ``colours``: also measure each person's clothing colours in the same pass
+    (``link.colour_descriptors``, 9 numbers a detection, kept in ``Detections.colours``) for tracklet linking.
     """
+    from .link import colour_descriptors
     from .video import probe, read_frames
 
     info = probe(path)
@@ -126,7 +128,7 @@ def detect_video(path: str | os.PathLike, detector=None, *, start: float | None 
     total = _expected_frames(info, start, end)
     for frame in read_frames(path, start=start, end=end):
         found = detector(frame.image)
-        people.append(found)
+        people.append(found, colour_descriptors(frame.image, found.keypoints) if colours else None)
         if camera_motion is not None:
             camera_motion.update(frame.image, found)
         timestamps.append(frame.timestamp)
