@@ -151,7 +151,9 @@ class Detections:
         if (colours is not None) != (self._colours is not None) and (self._size or len(self._offsets) > 1):
             raise ValueError("colours: give them for every frame or for none")
         if colours is not None:
-            colours = np.asarray(colours, np.float32).reshape(n, -1)
+            colours = np.asarray(colours, np.float32)
+            if colours.ndim != 2 or len(colours) != n:
+                raise ValueError(f"colours: expected ({n}, D), one row per person, got {colours.shape}")
             if self._colours is None:
                 self._colours = np.empty((len(self._boxes), colours.shape[1]), np.float32)
         if self._size + n > len(self._boxes):
