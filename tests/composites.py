@@ -80,7 +80,7 @@ def _write(path: Path, images: list[np.ndarray]) -> Path:
 
 
 def occluded(walker: Walker, out: Path, first: int = 60, last: int = 160,
-             hidden: tuple[int, int] = (100, 125)) -> tuple[Path, tuple[int, int]]:
+             hidden: tuple[int, int] = (105, 120)) -> tuple[Path, tuple[int, int]]:
     """Frames first..last with a grey box painted where the walker is during source frames ``hidden`` (the
     union of his boxes then, 8 px wider each side): he is wholly behind it for those frames, like behind a
     pillar. Returns the file and the box's x range."""

@@ -74,7 +74,8 @@ def _options(args) -> "RunOptions":
                       render=getattr(args, "render", False),
                       export_vp3d=getattr(args, "export_vp3d", False),
                       export=getattr(args, "export", None) or (),
-                      static_camera=getattr(args, "static_camera", False))
+                      static_camera=getattr(args, "static_camera", False),
+                      link_max_gap=getattr(args, "link_max_gap", None))
 
 
 def _focal(args) -> float | None:
@@ -451,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-people", type=int, help="keep the N people seen in the most frames")
         p.add_argument("--single", action="store_true",
                        help="the reference's behaviour: one person, the top-scoring one in each frame")
+        p.add_argument("--link-max-gap", type=float, metavar="SECONDS",
+                       help="join a person's track pieces across gaps up to this long (default 3; 0: off, the "
+                            "online tracker's ids; off by default with --lifter causal); docs/TRACKING.md")
 
     def lifting(p):
         camera = p.add_mutually_exclusive_group()

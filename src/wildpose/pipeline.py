@@ -56,6 +56,9 @@ class RunOptions:
     export_vp3d: bool = False  # write <stem>.npy, the reference's --viz-export array for the main track
     export: tuple[str, ...] = ()  # further formats written beside poses.npz (wildpose.export.FORMATS: bvh, trc, ...)
     static_camera: bool = False  # skip the camera-rotation estimate (wildpose.camera_motion): the camera is fixed
+    # offline tracklet linking (wildpose.link): the longest gap in seconds it bridges; 0 turns it off; None: the
+    # TrackerConfig default, except with the causal (streaming) lifter, whose runs keep the online tracker's ids
+    link_max_gap: float | None = None
 
     def __post_init__(self):
         # conflicting or malformed camera options fail here, before any video is read (the size is a stand-in:
@@ -94,7 +97,11 @@ class VideoSummary:
 def _tracker_config(options: RunOptions):
     from .track import TrackerConfig
 
-    return dataclasses.replace(TrackerConfig(), max_people=options.max_people, single=options.single)
+    link = options.link_max_gap
+    if link is None:
+        link = 0.0 if options.lifter == "causal" else TrackerConfig().link_max_gap
+    return dataclasses.replace(TrackerConfig(), max_people=options.max_people, single=options.single,
+                               link_max_gap=link)
 
 
 def make_detector(options: RunOptions = RunOptions()):
