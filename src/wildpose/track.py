@@ -14,9 +14,13 @@ Two layers:
 - :func:`track_people` runs the tracker over a whole video and builds the sparse :class:`~wildpose.types.Tracks`
   (one row per person-frame, so memory grows with what was seen, not with tracks x frames):
   gaps of at most ``max_gap`` seconds inside a track are filled by linear interpolation in time (marked
-  ``interpolated``), longer gaps split the track in two, tracks with fewer than ``min_track_length`` detected
-  frames are dropped, ``max_people`` keeps the tracks covering the most frames, and ``single`` reproduces the
-  reference's one-person behaviour instead.
+  ``interpolated``), longer gaps split the track in two; then, offline, :mod:`wildpose.link` joins the pieces
+  ("tracklets") that belong to one person across gaps of up to ``link_max_gap`` seconds, occlusions and
+  crossings (a global assignment on motion, size, body shape and clothing colours; the frames between linked
+  pieces longer than ``max_gap`` stay holes, nothing is invented there); tracks with fewer than
+  ``min_track_length`` detected frames are dropped, ``max_people`` keeps the tracks covering the most frames,
+  and ``single`` reproduces the reference's one-person behaviour instead. ``link_max_gap=0`` gives the online
+  tracker's tracks (what a causal, live run can decide).
 
 Why our own code rather than a tracking library: norfair 2.3 pins ``numpy<2`` (the project runs numpy 2) and
 pulls filterpy and matplotlib; supervision's ByteTrack matches boxes only (no keypoints) and brings matplotlib,
@@ -352,7 +356,8 @@ def track_people(frames: Sequence[People2D] | Detections, timestamps: np.ndarray
     Returns
     -------
     Tracks
-        Sparse: each track's rows cover its span, first to last detection, without holes; ``keypoints_2d``
+        Sparse: each track's rows run from its first to its last detection; gaps of up to ``max_gap`` are
+        filled, longer gaps that linking bridged are holes (no rows: the person was not seen); ``keypoints_2d``
         (N, 17, 3) float32, ``interpolated`` (N,) marks the filled frames (strictly inside a track's span,
         except in ``single`` mode, whose one track covers every frame and also holds the edges);
         ``track_ids`` are 1..P in order of first appearance (ties: the tracker's order). P may be 0.
