@@ -244,21 +244,32 @@ def _z_scores(end: TrackletEnd, start: TrackletEnd, a: Tracklet, b: Tracklet) ->
     return z
 
 
-def link_costs(tracklets: list[Tracklet], max_gap: float, gate: float) -> np.ndarray:
-    """(n, n) cost of linking tracklet i's end to tracklet j's start; inf where forbidden."""
+def link_candidates(tracklets: list[Tracklet], max_gap: float, gate: float) -> tuple[np.ndarray, np.ndarray,
+                                                                                   np.ndarray]:
+    """The links allowed: (ends, starts, costs), tracklet ``ends[k]``'s end may join tracklet ``starts[k]``'s
+    start at ``costs[k]``. Only starts within ``max_gap`` after each end are looked at (sorted times, a binary
+    search), so the work grows with the tracklets times the people starting in any ``max_gap`` seconds, not
+    with the square of a long video's tracklets."""
     n = len(tracklets)
-    cost = np.full((n, n), np.inf)
+    head_times = np.array([t.head.time for t in tracklets])
+    order = np.argsort(head_times, kind="stable")
+    sorted_times = head_times[order]
+    ends, starts, costs = [], [], []
     for i, a in enumerate(tracklets):
         if a.detections < MIN_DETECTIONS:
             continue
-        for j, b in enumerate(tracklets):
-            g = b.head.time - a.tail.time
-            if i == j or b.detections < MIN_DETECTIONS or not 0 < g <= max_gap + 1e-9:
+        lo = np.searchsorted(sorted_times, a.tail.time, side="right")  # strictly after the end: no overlap
+        hi = np.searchsorted(sorted_times, a.tail.time + max_gap + 1e-9, side="right")
+        for j in order[lo:hi]:
+            b = tracklets[j]
+            if j == i or b.detections < MIN_DETECTIONS:
                 continue
             z = _z_scores(a.tail, b.head, a, b)
             if max(z) <= gate:
-                cost[i, j] = float(np.mean(np.square(z)))
-    return cost
+                ends.append(i)
+                starts.append(int(j))
+                costs.append(float(np.mean(np.square(z))))
+    return np.array(ends, np.int64), np.array(starts, np.int64), np.array(costs, np.float64)
 
 
 def link_tracklets(tracklets: list[Tracklet], max_gap: float, max_cost: float, gate: float) -> list[list[int]]:
@@ -266,31 +277,41 @@ def link_tracklets(tracklets: list[Tracklet], max_gap: float, max_cost: float, g
     in exactly one chain (alone where nothing links to it). No chain holds two tracklets that overlap in time.
 
     ``max_gap`` seconds, ``max_cost`` and ``gate`` as :class:`~wildpose.track.TrackerConfig`'s ``link_*``.
+    The assignment is solved separately on each connected group of ends and starts that could be linked to
+    one another (exact: links in one group do not change the cost of another), so a long video is many small
+    problems rather than one cubic one.
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n = len(tracklets)
-    if n < 2 or max_gap <= 0:
-        return [[i] for i in range(n)]
-    cost = link_costs(tracklets, max_gap, gate)
     successor = np.full(n, -1)
-    rows = np.flatnonzero(np.isfinite(cost).any(1))
-    cols = np.flatnonzero(np.isfinite(cost).any(0))
-    if len(rows) and len(cols):
-        # augmented square matrix: [[links, end-without-successor], [start-without-predecessor, filler]];
-        # leaving an end and a start unlinked costs max_cost in all, so a link is made only where it is cheaper
-        R, C = len(rows), len(cols)
-        big = 1e9
-        sub = cost[np.ix_(rows, cols)]
-        m = np.full((R + C, C + R), big)
-        m[:R, :C] = np.where(np.isfinite(sub), sub, big)
-        m[:R, C:] = np.where(np.eye(R, dtype=bool), max_cost / 2, big)
-        m[R:, :C] = np.where(np.eye(C, dtype=bool), max_cost / 2, big)
-        # the filler block pairs the unused starts and ends with each other at no cost, so that nothing forces
-        # a link just to complete the square
-        m[R:, C:] = 0.0
-        r, c = linear_sum_assignment(m)
-        for i, j in zip(r, c):
-            if i < R and j < C and m[i, j] < big:
-                successor[rows[i]] = cols[j]
+    ends, starts, costs = (link_candidates(tracklets, max_gap, gate) if n > 1 and max_gap > 0
+                           else (np.zeros(0, np.int64),) * 2 + (np.zeros(0),))
+    if len(ends):
+        # nodes 0..n-1 are ends, n..2n-1 starts; a group is a connected component of the candidate links
+        graph = coo_matrix((np.ones(len(ends)), (ends, n + starts)), shape=(2 * n, 2 * n))
+        _, group = connected_components(graph, directed=False)
+        link_group = group[ends]
+        for g in np.unique(link_group):
+            k = np.flatnonzero(link_group == g)
+            rows, row_of = np.unique(ends[k], return_inverse=True)
+            cols, col_of = np.unique(starts[k], return_inverse=True)
+            R, C = len(rows), len(cols)
+            # augmented square matrix: [[links, end-without-successor], [start-without-predecessor, filler]];
+            # leaving an end and a start unlinked costs max_cost in all, so a link is made only where cheaper
+            big = 1e9
+            m = np.full((R + C, C + R), big)
+            m[row_of, col_of] = costs[k]
+            m[:R, C:] = np.where(np.eye(R, dtype=bool), max_cost / 2, big)
+            m[R:, :C] = np.where(np.eye(C, dtype=bool), max_cost / 2, big)
+            # the filler pairs the unused starts and ends with each other at no cost, so that nothing forces a
+            # link just to complete the square
+            m[R:, C:] = 0.0
+            r, c = linear_sum_assignment(m)
+            for a, b in zip(r, c):
+                if a < R and b < C and m[a, b] < big:
+                    successor[rows[a]] = cols[b]
     has_predecessor = np.zeros(n, bool)
     has_predecessor[successor[successor >= 0]] = True
     chains = []
