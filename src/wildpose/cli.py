@@ -146,7 +146,7 @@ def cmd_detect(args) -> int:
             write_detectron_npz(out, people, info.width, info.height)
             what = f"{sum(len(p) for p in people)} detections"
         else:
-            tracks = track_video(people, timestamps, options, path)
+            tracks = track_video(people, timestamps, options, path, info.image_size)
             save_tracks(tracks, info.fps, info.image_size, out)
             what = f"{len(tracks)} tracks"
         return f"{path}: {len(people)} frames, {what}, {len(people) / (time.perf_counter() - t0):.1f} frames/s -> {out}"

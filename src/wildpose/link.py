@@ -45,7 +45,8 @@ from scipy.optimize import linear_sum_assignment
 
 WINDOW = 0.5  # seconds at each end of a tracklet used for its position, velocity and size
 POSITION_SPREAD, POSITION_GROWTH = 0.3, 0.3  # heights, heights per second of gap
-VELOCITY_SPREAD, VELOCITY_GROWTH = 0.3, 0.3  # heights per second, and its growth per second of gap
+VELOCITY_SPREAD, VELOCITY_GROWTH = 0.3, 0.1  # heights per second, and its growth per second of gap
+EDGE_MARGIN = 0.02  # of the image width: a box this close to a border touches it (the person is leaving/entering)
 SIZE_SPREAD, SIZE_GROWTH = 0.15, 0.1  # log of the height ratio
 SHAPE_SPREAD = 0.25  # log of a bone ratio, mean over the ratios
 COLOUR_SPREAD = 12.0  # Lab units (CIE76 delta E)
@@ -179,6 +180,7 @@ class TrackletEnd:
     position: np.ndarray
     velocity: np.ndarray
     height: float
+    edge: int = -1  # the image border the end's box touches: 0 left, 1 right, 2 top, 3 bottom; -1 none or unknown
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,16 @@ class Tracklet:
     detections: int
 
 
-def _end(times: np.ndarray, boxes: np.ndarray, at_start: bool) -> TrackletEnd:
+def _edge(box: np.ndarray, image_size: tuple[int, int] | None) -> int:
+    if image_size is None:
+        return -1
+    W, H = image_size
+    m = EDGE_MARGIN * W
+    gaps = np.array([box[0], W - box[2], box[1], H - box[3]])
+    return int(np.argmin(gaps)) if gaps.min() <= m else -1
+
+
+def _end(times: np.ndarray, boxes: np.ndarray, at_start: bool, image_size=None) -> TrackletEnd:
     t0 = times[0] if at_start else times[-1]
     near = np.abs(times - t0) <= WINDOW + 1e-9
     t, b = times[near], boxes[near]
@@ -211,30 +222,43 @@ def _end(times: np.ndarray, boxes: np.ndarray, at_start: bool) -> TrackletEnd:
     else:
         position, velocity = centre[0 if at_start else -1], np.zeros(2)
     return TrackletEnd(float(t0), np.asarray(position, np.float64), np.asarray(velocity, np.float64),
-                       max(height, 1.0))
+                       max(height, 1.0), _edge(boxes[0 if at_start else -1], image_size))
 
 
 def summarise(times: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray,
-              colours: np.ndarray | None = None) -> Tracklet:
+              colours: np.ndarray | None = None, image_size: tuple[int, int] | None = None) -> Tracklet:
     """A tracklet's summary from its detections: ``times`` (n,) increasing seconds, ``boxes`` (n, 5),
-    ``keypoints`` (n, 17, 3), ``colours`` (n, 9) or None."""
+    ``keypoints`` (n, 17, 3), ``colours`` (n, 9) or None; ``image_size`` (width, height), if known, tells
+    which ends touch the image's border."""
     times = np.asarray(times, np.float64)
     boxes = np.asarray(boxes, np.float64)
     with _quiet():
         shape = np.nanmedian(bone_ratios(keypoints), 0)
         colour = (np.nanmedian(np.asarray(colours, np.float64), 0) if colours is not None
                   else np.full(COLOUR_DIM, np.nan))
-    return Tracklet(_end(times, boxes, True), _end(times, boxes, False), shape, colour, len(times))
+    return Tracklet(_end(times, boxes, True, image_size), _end(times, boxes, False, image_size), shape, colour,
+                    len(times))
 
 
 def _z_scores(end: TrackletEnd, start: TrackletEnd, a: Tracklet, b: Tracklet) -> list[float]:
     """The cues' z-scores for linking ``end`` (of ``a``) to ``start`` (of ``b``); see the module docstring."""
     g = start.time - end.time
     h = float(np.sqrt(end.height * start.height))
+    size = abs(np.log(start.height / end.height)) / (SIZE_SPREAD + SIZE_GROWTH * g)
+    if end.edge >= 0 and end.edge == start.edge:
+        # out of view: left at a border and came back at the same one. Unseen, they may have turned round:
+        # no velocity term, and they come back near where they left
+        return [np.linalg.norm(start.position - end.position) / h / (POSITION_SPREAD + POSITION_GROWTH * g),
+                size] + _looks(a, b)
     residual = start.position - end.position - g * (end.velocity + start.velocity) / 2
-    z = [np.linalg.norm(residual) / h / (POSITION_SPREAD + POSITION_GROWTH * g),
-         np.linalg.norm(start.velocity - end.velocity) / h / (VELOCITY_SPREAD + VELOCITY_GROWTH * g),
-         abs(np.log(start.height / end.height)) / (SIZE_SPREAD + SIZE_GROWTH * g)]
+    return [np.linalg.norm(residual) / h / (POSITION_SPREAD + POSITION_GROWTH * g),
+            np.linalg.norm(start.velocity - end.velocity) / h / (VELOCITY_SPREAD + VELOCITY_GROWTH * g),
+            size] + _looks(a, b)
+
+
+def _looks(a: Tracklet, b: Tracklet) -> list[float]:
+    """The z-scores of body shape and colours, where both tracklets have them."""
+    z = []
     shape = np.abs(a.shape - b.shape)
     if np.isfinite(shape).any():
         z.append(float(np.nanmean(shape)) / SHAPE_SPREAD)

@@ -158,11 +158,12 @@ def _expected_frames(info: VideoInfo, start: float | None, end: float | None) ->
 
 
 def track_video(people: Sequence[People2D], timestamps: np.ndarray, options: RunOptions = RunOptions(),
-                path: str | os.PathLike | None = None) -> Tracks:
-    """Follow people over time; NoPersonError when nobody is found."""
+                path: str | os.PathLike | None = None, image_size: tuple[int, int] | None = None) -> Tracks:
+    """Follow people over time; NoPersonError when nobody is found. ``image_size`` (the video's, width and
+    height) lets linking bring back a person who stepped out of the frame."""
     from .track import track_people
 
-    tracks = track_people(people, timestamps, _tracker_config(options))
+    tracks = track_people(people, timestamps, _tracker_config(options), image_size=image_size)
     if len(tracks) == 0:
         raise NoPersonError(f"no person found in {len(timestamps)} frames", path)
     return tracks
@@ -232,7 +233,7 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
         estimator = CameraMotionEstimator(lambda size: camera_for(options, size))
     detections, timestamps, info = detect_video(path, detector, start=options.start, end=options.end,
                                                 progress=progress, camera_motion=estimator)
-    tracks = track_video(detections, timestamps, options, path)
+    tracks = track_video(detections, timestamps, options, path, info.image_size)
     del detections  # the tracks hold what is kept of them
     intrinsics = camera_for(options, info.image_size)
     rotations, static, held = _camera_motion(estimator, tracks.num_frames, path)
