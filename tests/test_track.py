@@ -229,7 +229,7 @@ def test_long_gap_splits_the_track(walker):
     keep = np.ones(len(timestamps), bool)
     keep[40:60] = False  # 0.8 s: longer than max_gap (0.5 s), shorter than max_missed (1 s)
     frames = _sequence(keypoints, boxes, keep)
-    tracks = dense(track_people(frames, timestamps))
+    tracks = dense(track_people(frames, timestamps, dataclasses.replace(DEFAULT, link_max_gap=0.0)))
     assert tracks.track_ids.tolist() == [1, 2]
     assert np.flatnonzero(tracks.present[0]).tolist() == list(range(40))
     assert np.flatnonzero(tracks.present[1]).tolist() == list(range(60, len(timestamps)))
@@ -238,6 +238,12 @@ def test_long_gap_splits_the_track(walker):
     tracker = Tracker()
     online = [tracker.update(f, t) for f, t in zip(frames, timestamps)]
     assert set(np.concatenate(online).tolist()) == {0}
+    # offline linking (the default) joins the two pieces again: one id, the unseen frames a hole, not invented
+    linked = track_people(frames, timestamps)
+    assert linked.track_ids.tolist() == [1]
+    assert linked.frame_index.tolist() == list(range(40)) + list(range(60, len(timestamps)))
+    assert not linked.interpolated.any()
+    assert [(rows.start, rows.stop) for _, rows in linked.spans()] == [(0, 40), (40, len(timestamps) - 20)]
     # with a longer max_gap the same gap is filled instead
     bridged = dense(track_people(frames, timestamps, dataclasses.replace(DEFAULT, max_gap=1.0)))
     assert len(bridged) == 1 and (bridged.interpolated[0] == ~keep).all()
@@ -341,7 +347,10 @@ def test_property_spans_and_unique_ids(walker, walk_detections, data):
         detected = present & ~interpolated
         span = np.flatnonzero(detected)
         assert np.flatnonzero(present)[[0, -1]].tolist() == span[[0, -1]].tolist()
-        assert (present[span[0]:span[-1] + 1]).all()
+        # inside the span a frame is absent only in a gap longer than max_gap (bridged by linking)
+        for before, after in zip(span[:-1], span[1:]):
+            filled = present[before:after + 1].all()
+            assert filled == (times[after] - times[before] <= DEFAULT.max_gap + 1e-9) or after == before + 1
         for t in span:
             assert tuple(tracks.keypoints_2d[p, t].ravel()) in inputs[t]
         for t in np.flatnonzero(interpolated):  # every filled gap is at most max_gap long

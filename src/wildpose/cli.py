@@ -112,7 +112,8 @@ def _options(args) -> "RunOptions":
                       render=getattr(args, "render", False),
                       export_vp3d=getattr(args, "export_vp3d", False),
                       export=getattr(args, "export", None) or (),
-                      static_camera=getattr(args, "static_camera", False), fps=getattr(args, "fps", None))
+                      static_camera=getattr(args, "static_camera", False), fps=getattr(args, "fps", None),
+                      link_max_gap=getattr(args, "link_max_gap", None))
 
 
 def _focal(args) -> float | None:
@@ -206,7 +207,7 @@ def cmd_detect(args) -> int:
             write_detectron_npz(out, people, info.width, info.height)
             what = f"{sum(len(p) for p in people)} detections"
         else:
-            tracks = track_video(people, timestamps, options, path)
+            tracks = track_video(people, timestamps, options, path, info.image_size)
             save_tracks(tracks, info.fps, info.image_size, out)
             what = f"{len(tracks)} tracks"
         return f"{path}: {len(people)} frames, {what}, {len(people) / (time.perf_counter() - t0):.1f} frames/s -> {out}"
@@ -515,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-people", type=int, help="keep the N people seen in the most frames")
         p.add_argument("--single", action="store_true",
                        help="the reference's behaviour: one person, the top-scoring one in each frame")
+        p.add_argument("--link-max-gap", type=float, metavar="SECONDS",
+                       help="join a person's track pieces across gaps up to this long (default 3; 0: off, the "
+                            "online tracker's ids; off by default with --lifter causal); docs/TRACKING.md")
 
     def lifting(p):
         camera = p.add_mutually_exclusive_group()

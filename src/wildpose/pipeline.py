@@ -56,6 +56,9 @@ class RunOptions:
     export: tuple[str, ...] = ()  # further formats written beside poses.npz (wildpose.export.FORMATS: bvh, trc, ...)
     static_camera: bool = False  # skip the camera-rotation estimate (wildpose.camera_motion): the camera is fixed
     fps: float | None = None  # frame rate of a still image or a folder of images (default 30); videos keep theirs
+    # offline tracklet linking (wildpose.link): the longest gap in seconds it bridges; 0 turns it off; None: the
+    # TrackerConfig default, except with the causal (streaming) lifter, whose runs keep the online tracker's ids
+    link_max_gap: float | None = None
 
     def __post_init__(self):
         # conflicting or malformed camera options fail here, before any video is read (the size is a stand-in:
@@ -99,7 +102,11 @@ class VideoSummary:
 def _tracker_config(options: RunOptions):
     from .track import TrackerConfig
 
-    return dataclasses.replace(TrackerConfig(), max_people=options.max_people, single=options.single)
+    link = options.link_max_gap
+    if link is None:
+        link = 0.0 if options.lifter == "causal" else TrackerConfig().link_max_gap
+    return dataclasses.replace(TrackerConfig(), max_people=options.max_people, single=options.single,
+                               link_max_gap=link)
 
 
 def make_detector(options: RunOptions = RunOptions()):
@@ -114,7 +121,7 @@ def make_detector(options: RunOptions = RunOptions()):
 
 def detect_video(path: str | os.PathLike, detector=None, *, start: float | None = None, end: float | None = None,
                  progress: Progress | None = None, camera_motion=None, fps: float | None = None,
-                 report: DecodeReport | None = None) -> tuple[Detections, np.ndarray, VideoInfo]:
+                 report: DecodeReport | None = None, colours: bool = True) -> tuple[Detections, np.ndarray, VideoInfo]:
     """Decode a video and find everyone in every frame.
 
     Returns (Detections: the people of every frame, timestamps (T,) float64 seconds, VideoInfo). Frames are
@@ -122,7 +129,10 @@ def detect_video(path: str | os.PathLike, detector=None, *, start: float | None 
     ``wildpose.camera_motion.CameraMotionEstimator``) is fed every frame with the people found in it, in the
     same pass. ``fps``: the frame rate of a still image or a folder of images (``video.read_frames``);
     ``report`` is filled with what decoding repaired (damaged frames left out, frames retimed).
+    same pass. ``colours``: also measure each person's clothing colours in the same pass
+    (``link.colour_descriptors``, 9 numbers a detection, kept in ``Detections.colours``) for tracklet linking.
     """
+    from .link import colour_descriptors
     from .video import probe, read_frames
 
     info = probe(path, fps=fps)
@@ -132,7 +142,7 @@ def detect_video(path: str | os.PathLike, detector=None, *, start: float | None 
     total = _expected_frames(info, start, end)
     for frame in read_frames(path, start=start, end=end, fps=fps, report=report):
         found = detector(frame.image)
-        people.append(found)
+        people.append(found, colour_descriptors(frame.image, found.keypoints) if colours else None)
         if camera_motion is not None:
             camera_motion.update(frame.image, found)
         timestamps.append(frame.timestamp)
@@ -155,12 +165,13 @@ def _expected_frames(info: VideoInfo, start: float | None, end: float | None) ->
 
 
 def track_video(people: Sequence[People2D], timestamps: np.ndarray, options: RunOptions = RunOptions(),
-                path: str | os.PathLike | None = None) -> Tracks:
-    """Follow people over time; NoPersonError when nobody is found."""
+                path: str | os.PathLike | None = None, image_size: tuple[int, int] | None = None) -> Tracks:
+    """Follow people over time; NoPersonError when nobody is found. ``image_size`` (the video's, width and
+    height) lets linking bring back a person who stepped out of the frame."""
     from .track import track_people
 
     config = _tracker_config(options)
-    tracks = track_people(people, timestamps, config)
+    tracks = track_people(people, timestamps, config, image_size=image_size)
     if len(tracks) == 0:
         seen = _frames_with_people(people, config.min_score)
         if seen:
@@ -249,7 +260,7 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
     detections, timestamps, info = detect_video(path, detector, start=options.start, end=options.end,
                                                 progress=progress, camera_motion=estimator, fps=options.fps,
                                                 report=report)
-    tracks = track_video(detections, timestamps, options, path)
+    tracks = track_video(detections, timestamps, options, path, info.image_size)
     del detections  # the tracks hold what is kept of them
     intrinsics = camera_for(options, info.image_size)
     rotations, static, held = _camera_motion(estimator, tracks.num_frames, path)

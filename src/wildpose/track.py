@@ -14,9 +14,13 @@ Two layers:
 - :func:`track_people` runs the tracker over a whole video and builds the sparse :class:`~wildpose.types.Tracks`
   (one row per person-frame, so memory grows with what was seen, not with tracks x frames):
   gaps of at most ``max_gap`` seconds inside a track are filled by linear interpolation in time (marked
-  ``interpolated``), longer gaps split the track in two, tracks with fewer than ``min_track_length`` detected
-  frames are dropped, ``max_people`` keeps the tracks covering the most frames, and ``single`` reproduces the
-  reference's one-person behaviour instead.
+  ``interpolated``), longer gaps split the track in two; then, offline, :mod:`wildpose.link` joins the pieces
+  ("tracklets") that belong to one person across gaps of up to ``link_max_gap`` seconds, occlusions and
+  crossings (a global assignment on motion, size, body shape and clothing colours; the frames between linked
+  pieces longer than ``max_gap`` stay holes, nothing is invented there); tracks with fewer than
+  ``min_track_length`` detected frames are dropped, ``max_people`` keeps the tracks covering the most frames,
+  and ``single`` reproduces the reference's one-person behaviour instead. ``link_max_gap=0`` gives the online
+  tracker's tracks (what a causal, live run can decide).
 
 Why our own code rather than a tracking library: norfair 2.3 pins ``numpy<2`` (the project runs numpy 2) and
 pulls filterpy and matplotlib; supervision's ByteTrack matches boxes only (no keypoints) and brings matplotlib,
@@ -85,6 +89,17 @@ class TrackerConfig:
         The reference's behaviour: in every frame keep only the highest-scoring person (score at least
         ``min_score``), as one track; frames without one are filled by linear interpolation and the frames
         before the first and after the last detection hold the nearest detection. Ignores the matching.
+    link_max_gap : float
+        Offline tracklet linking (:mod:`wildpose.link`): the longest time in seconds between the end of one
+        tracklet and the start of another that may be joined into one person. 3 s: a person behind a post or
+        another person, or stepping out of the frame for a moment. 0 turns linking off (the online tracker's
+        tracks, as a live, causal run gets them).
+    link_max_cost : float
+        A link is made only where its cost (the mean squared z-score of its cues) is below this. 1.0: the true
+        links of the walker composites cost at most 0.5; on a synthetic street of identical bodies without
+        colours (benchmarks/bench_long.py) 2.0 joined 40 of 250 different people, 1.0 joins 16.
+    link_gate : float
+        A link is forbidden when any one cue lies more than this many spreads off.
     """
 
     min_score: float = 0.2
@@ -101,6 +116,9 @@ class TrackerConfig:
     min_track_length: int = 10
     max_people: int | None = None
     single: bool = False
+    link_max_gap: float = 3.0
+    link_max_cost: float = 1.0
+    link_gate: float = 3.0
 
     def __post_init__(self):
         if not 0.0 <= self.low_score <= self.min_score:
@@ -121,6 +139,9 @@ class TrackerConfig:
             raise ValueError(f"min_track_length must be >= 1 frame, got {self.min_track_length}")
         if self.max_people is not None and self.max_people < 1:
             raise ValueError(f"max_people must be >= 1 or None, got {self.max_people}")
+        if self.link_max_gap < 0 or self.link_max_cost <= 0 or self.link_gate <= 0:
+            raise ValueError(f"link_max_gap must be >= 0 seconds, link_max_cost and link_gate > 0, got "
+                             f"{self.link_max_gap}, {self.link_max_cost}, {self.link_gate}")
 
 
 def keypoint_similarity(a: np.ndarray, b: np.ndarray, areas: np.ndarray,
@@ -322,7 +343,8 @@ def _split(frame_index: np.ndarray, timestamps: np.ndarray, max_gap: float) -> l
 
 def track_people(frames: Sequence[People2D] | Detections, timestamps: np.ndarray,
                  config: TrackerConfig = TrackerConfig(),
-                 progress: Callable[[int, int], None] | None = None) -> Tracks:
+                 progress: Callable[[int, int], None] | None = None,
+                 image_size: tuple[int, int] | None = None) -> Tracks:
     """Follow everyone through a video and return each track's keypoints over its own span.
 
     Parameters
@@ -333,11 +355,15 @@ def track_people(frames: Sequence[People2D] | Detections, timestamps: np.ndarray
     timestamps : (T,) seconds, strictly increasing
     config : TrackerConfig
     progress : optional callable(done, total), called after each frame
+    image_size : (width, height) pixels, optional
+        Lets linking recognise a person who left at a border and came back at it (they may have turned round
+        unseen); without it every gap is treated as one in view.
 
     Returns
     -------
     Tracks
-        Sparse: each track's rows cover its span, first to last detection, without holes; ``keypoints_2d``
+        Sparse: each track's rows run from its first to its last detection; gaps of up to ``max_gap`` are
+        filled, longer gaps that linking bridged are holes (no rows: the person was not seen); ``keypoints_2d``
         (N, 17, 3) float32, ``interpolated`` (N,) marks the filled frames (strictly inside a track's span,
         except in ``single`` mode, whose one track covers every frame and also holds the edges);
         ``track_ids`` are 1..P in order of first appearance (ties: the tracker's order). P may be 0.
@@ -373,43 +399,80 @@ def track_people(frames: Sequence[People2D] | Detections, timestamps: np.ndarray
             progress(t + 1, T)
 
     detection_frame = np.repeat(np.arange(T, dtype=np.int64), np.diff(offsets))
-    # a clip shorter than the minimum (a photo, a burst of a few frames) keeps a person seen in all of it
-    min_length = min(config.min_track_length, T)
-    # (first frame, last frame, frame indices, detection rows) per final track
-    segments: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+    # (frame indices, detection rows) per tracklet: the online tracks cut at gaps longer than max_gap
+    tracklets: list[tuple[np.ndarray, np.ndarray]] = []
     for raw_id in sorted(observed):
         rows = np.asarray(observed[raw_id], np.int64)
         frame_index = detection_frame[rows]
-        for part in _split(frame_index, timestamps, config.max_gap):
-            if len(part) >= min_length:
-                segments.append((int(frame_index[part[0]]), int(frame_index[part[-1]]), frame_index[part],
-                                 rows[part]))
+        tracklets.extend((frame_index[part], rows[part]) for part in _split(frame_index, timestamps, config.max_gap))
+    if config.link_max_gap > 0 and len(tracklets) > 1:
+        tracklets = _link(tracklets, frames, timestamps, config, image_size)
+    # a clip shorter than the minimum (a photo, a burst of a few frames) keeps a person seen in all of it
+    min_length = min(config.min_track_length, T)
+    segments = [t for t in tracklets if len(t[0]) >= min_length]
     found = len(segments)
     if config.max_people is not None and found > config.max_people:
-        # most frames covered first; among equals the earlier track
-        order = sorted(range(found), key=lambda i: (segments[i][0] - segments[i][1], segments[i][0], i))
+        # most frames covered first (detected or interpolated); among equals the earlier track
+        covered = [len(_covered(s[0], timestamps, config.max_gap)) for s in segments]
+        order = sorted(range(found), key=lambda i: (-covered[i], segments[i][0][0], i))
         segments = [segments[i] for i in sorted(order[:config.max_people])]
         log.info("kept the %d tracks covering the most frames, of %d", config.max_people, found)
     if not segments:
         return Tracks.empty(timestamps)
-    segments.sort(key=lambda s: s[0])  # stable: ties keep the tracker's order
+    segments.sort(key=lambda s: s[0][0])  # stable: ties keep the tracker's order
 
-    # each track's rows cover its span; the only allocation is the person-frames themselves
-    lengths = np.array([last - first + 1 for first, last, _, _ in segments], np.int64)
+    # each track's rows: its detections and the frames of its gaps up to max_gap (interpolated); longer gaps,
+    # bridged by linking, are holes. The only allocation is the person-frames themselves
+    covered = [_covered(frame_index, timestamps, config.max_gap) for frame_index, _ in segments]
+    lengths = np.array([len(c) for c in covered], np.int64)
     keypoints_2d = np.empty((int(lengths.sum()), 17, 3), np.float32)
     interpolated = np.zeros(len(keypoints_2d), bool)
     frame_rows = np.empty(len(keypoints_2d), np.int64)
     start = 0
-    for (first, last, frame_index, rows), n in zip(segments, lengths):
-        frame_rows[start:start + n] = np.arange(first, last + 1)
+    for (frame_index, rows), frames_of_track, n in zip(segments, covered, lengths):
+        frame_rows[start:start + n] = frames_of_track
         keypoints = frames.keypoints[rows]
-        keypoints_2d[start + frame_index - first] = keypoints
+        at = start + np.searchsorted(frames_of_track, frame_index)
+        keypoints_2d[at] = keypoints
         missing = np.ones(n, bool)
-        missing[frame_index - first] = False
+        missing[at - start] = False
         if missing.any():
-            gap = np.flatnonzero(missing) + first
-            keypoints_2d[start + gap - first] = _interpolate(timestamps[gap], timestamps[frame_index], keypoints)
-            interpolated[start + gap - first] = True
+            gap = frames_of_track[missing]
+            keypoints_2d[start + np.flatnonzero(missing)] = _interpolate(timestamps[gap], timestamps[frame_index],
+                                                                         keypoints)
+            interpolated[start + np.flatnonzero(missing)] = True
         start += n
     log.debug("%d tracks over %d frames (%d found)", len(segments), T, found)
     return Tracks(np.arange(1, len(segments) + 1), lengths, frame_rows, timestamps, keypoints_2d, interpolated)
+
+
+def _covered(frame_index: np.ndarray, timestamps: np.ndarray, max_gap: float) -> np.ndarray:
+    """The frames a track's rows cover: its detected frames (sorted) and every frame between two consecutive
+    detections at most ``max_gap`` seconds apart."""
+    gaps = np.diff(frame_index)
+    filled = (gaps > 1) & (np.diff(timestamps[frame_index]) <= max_gap + 1e-9)
+    if not filled.any():
+        return frame_index
+    parts = [frame_index]
+    for a, b in zip(frame_index[:-1][filled], frame_index[1:][filled]):
+        parts.append(np.arange(a + 1, b))
+    return np.sort(np.concatenate(parts))
+
+
+def _link(tracklets: list[tuple[np.ndarray, np.ndarray]], frames: Detections, timestamps: np.ndarray,
+          config: TrackerConfig, image_size) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Join tracklets of one person (wildpose.link): the chains, each as one (frame indices, rows), in order
+    of their first tracklet."""
+    from .link import link_tracklets, summarise
+
+    colours = frames.colours
+    summaries = [summarise(timestamps[f], frames.boxes[r], frames.keypoints[r],
+                           None if colours is None else colours[r], image_size) for f, r in tracklets]
+    chains = link_tracklets(summaries, config.link_max_gap, config.link_max_cost, config.link_gate)
+    joined = []
+    for chain in sorted(chains, key=lambda c: c[0]):
+        joined.append((np.concatenate([tracklets[i][0] for i in chain]),
+                       np.concatenate([tracklets[i][1] for i in chain])))
+    if len(joined) < len(tracklets):
+        log.info("linking joined %d tracklets into %d", len(tracklets), len(joined))
+    return joined

@@ -109,6 +109,8 @@ class Detections:
     order; ``frame_offsets`` (T + 1,) int64 says where each frame's start: frame t's people are rows
     ``frame_offsets[t]:frame_offsets[t + 1]``. A sequence of People2D: ``len`` is the number of frames and
     ``detections[t]`` is frame t's People2D (views, no copy), so it goes wherever a list of them does.
+    ``colours`` (M, 9) float32, or None: each detection's clothing colours (``link.colour_descriptors``),
+    measured while decoding so that tracklet linking can compare appearance without keeping frames.
     """
 
     _GROWTH = 1.5  # capacity grows geometrically: appends are amortised O(1), the spare room at most half
@@ -118,6 +120,7 @@ class Detections:
         self._boxes = np.empty((max(1, capacity), 5), np.float32)
         self._offsets = [0]
         self._size = 0
+        self._colours: np.ndarray | None = None
 
     @classmethod
     def from_frames(cls, frames) -> "Detections":
@@ -131,9 +134,10 @@ class Detections:
         return out
 
     @classmethod
-    def from_arrays(cls, keypoints: np.ndarray, boxes: np.ndarray, frame_offsets: np.ndarray) -> "Detections":
-        """From detections already in frame order: (M, 17, 3), (M, 5) and (T + 1,) offsets (no copy where the
-        dtypes are float32)."""
+    def from_arrays(cls, keypoints: np.ndarray, boxes: np.ndarray, frame_offsets: np.ndarray,
+                    colours: np.ndarray | None = None) -> "Detections":
+        """From detections already in frame order: (M, 17, 3), (M, 5) and (T + 1,) offsets, optionally (M, 9)
+        colours (no copy where the dtypes are float32)."""
         out = cls(capacity=1)
         out._keypoints = np.asarray(keypoints, np.float32).reshape(-1, 17, 3)
         out._boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
@@ -145,17 +149,32 @@ class Detections:
                              f"values ending at {offsets[-1] if len(offsets) else None}")
         out._offsets = offsets.tolist()
         out._size = M
+        if colours is not None:
+            out._colours = np.asarray(colours, np.float32).reshape(M, -1)
         return out
 
-    def append(self, people: People2D) -> None:
-        """Add the next frame's people."""
+    def append(self, people: People2D, colours: np.ndarray | None = None) -> None:
+        """Add the next frame's people, and their (N, 9) colours if the detections carry colours (all frames
+        or none)."""
         n = len(people)
+        if (colours is not None) != (self._colours is not None) and (self._size or len(self._offsets) > 1):
+            raise ValueError("colours: give them for every frame or for none")
+        if colours is not None:
+            colours = np.asarray(colours, np.float32)
+            if colours.ndim != 2 or len(colours) != n:
+                raise ValueError(f"colours: expected ({n}, D), one row per person, got {colours.shape}")
+            if self._colours is None:
+                self._colours = np.empty((len(self._boxes), colours.shape[1]), np.float32)
         if self._size + n > len(self._boxes):
             capacity = max(self._size + n, int(len(self._boxes) * self._GROWTH) + 1)
             self._keypoints = _grown(self._keypoints, capacity, self._size)
             self._boxes = _grown(self._boxes, capacity, self._size)
+            if self._colours is not None:
+                self._colours = _grown(self._colours, capacity, self._size)
         self._keypoints[self._size:self._size + n] = people.keypoints
         self._boxes[self._size:self._size + n] = people.boxes
+        if colours is not None:
+            self._colours[self._size:self._size + n] = colours
         self._size += n
         self._offsets.append(self._size)
 
@@ -168,6 +187,10 @@ class Detections:
         return self._boxes[:self._size]
 
     @property
+    def colours(self) -> np.ndarray | None:
+        return None if self._colours is None else self._colours[:self._size]
+
+    @property
     def frame_offsets(self) -> np.ndarray:
         return np.asarray(self._offsets, np.int64)
 
@@ -178,7 +201,8 @@ class Detections:
     @property
     def nbytes(self) -> int:
         """Bytes held, spare capacity included."""
-        return self._keypoints.nbytes + self._boxes.nbytes + 8 * len(self._offsets)
+        colours = 0 if self._colours is None else self._colours.nbytes
+        return self._keypoints.nbytes + self._boxes.nbytes + colours + 8 * len(self._offsets)
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -206,8 +230,9 @@ class TrackRows:
 
     Every per-person array has one row per person-frame (N rows). The rows of track p are
     ``offsets[p]:offsets[p + 1]`` (``track(p)``), in increasing frame order; ``frame_index[i]`` is row i's frame
-    (an index into ``timestamps``). A track may skip frames (a file from another tool); tracks that wildpose
-    makes cover their span without holes (short gaps are interpolated and marked).
+    (an index into ``timestamps``). A track may skip frames: tracks that wildpose makes fill gaps of up to
+    ``TrackerConfig.max_gap`` by interpolation (marked), and skip the frames of longer gaps that tracklet
+    linking bridged (the person was out of sight; ``spans()`` gives the runs between them).
 
     track_ids: (P,) int32, stable ids
     track_lengths: (P,) int64, rows of each track
