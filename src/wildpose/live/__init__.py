@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -67,6 +68,23 @@ class LiveSummary:
                 f"{self.people} people, {self.fps:.1f} frames/s{lat}" + (" (interrupted)" if self.interrupted else ""))
 
 
+@contextlib.contextmanager
+def single_thread_blas():
+    """BLAS on one thread while live runs: the live networks multiply matrices of a few dozen rows, for which
+    OpenBLAS's thread pool costs far more than it gains (1.7 ms vs 70 ms per causal-lifter window, with flip,
+    on this 2-core machine under load, 2026-12-04); the detector keeps its own threads. Uses threadpoolctl
+    (the ``live`` extra); without it BLAS keeps its threads, with a warning."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        log.warning("threadpoolctl is not installed: BLAS keeps its threads, which slows live processing down "
+                    "(pip install 'wildpose[live]')")
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def run_live(source: str, options: LiveOptions = LiveOptions(), *, output: str | os.PathLike | None = None,
              stream=None, realtime: bool = False, queue_size: int = DEFAULT_QUEUE_SIZE, drop: bool | None = None,
              max_latency: float | None = None, reconnects: int = 3, source_options: dict | None = None,
@@ -88,12 +106,28 @@ def run_live(source: str, options: LiveOptions = LiveOptions(), *, output: str |
         # Ctrl-C sets a flag that the loop checks between frames: a line is never cut, the files are finished
         previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     writer = JsonLinesWriter(output, stream) if output is not None or stream is not None else JsonLinesWriter()
-    renderer = server = None
+    renderer = server = blas = None
     summary = LiveSummary(source, 0, 0, 0, 0, 0, 0.0, False)
     t0 = time.perf_counter()
     ok = False
     try:
+        if processor is None:  # the models load before the source opens: no frame waits for them
+            from wildpose.lift import load_lifter
+            from wildpose.pipeline import RunOptions, make_detector
+            from wildpose.world import load_trajectory_model
+
+            detector_options = {} if options.input_size is None else {"input_size": options.input_size}
+            models = {"detector": make_detector(RunOptions(detector_options=detector_options)),
+                      "lifter": load_lifter(options.lifter),
+                      "trajectory_model": load_trajectory_model(None) if options.trajectory else None}
+            if not models["lifter"].causal:
+                from wildpose.errors import ModelError
+
+                raise ModelError("live needs a causal lifter (no output may wait for later frames); this one is "
+                                 "symmetric: use the shipped causal one (--lifter causal)", options.lifter)
         reader.start()
+        blas = single_thread_blas()
+        blas.__enter__()
         if serve_port is not None:
             from wildpose.live.serve import LiveServer
 
@@ -102,7 +136,7 @@ def run_live(source: str, options: LiveOptions = LiveOptions(), *, output: str |
         for frame in reader.frames(stop):
             if processor is None:
                 fps = reader.stats.fps or 25.0
-                processor = LiveProcessor((frame.image.shape[1], frame.image.shape[0]), fps, options)
+                processor = LiveProcessor((frame.image.shape[1], frame.image.shape[0]), fps, options, **models)
             result = processor.process(frame.image, frame.timestamp, frame.number, frame.captured)
             if render is not None:
                 if renderer is None:
@@ -126,6 +160,8 @@ def run_live(source: str, options: LiveOptions = LiveOptions(), *, output: str |
         ok = True
     finally:
         summary.interrupted = stop.is_set()
+        if blas is not None:
+            blas.__exit__(None, None, None)
         reader.close()
         st = reader.stats
         summary.decoded, summary.dropped_queue, summary.dropped_late = st.decoded, st.dropped_queue, st.dropped_late

@@ -294,6 +294,8 @@ class LiveSource:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, VideoError):
+        return exc.message
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return str(text).strip().rstrip(".")
 
