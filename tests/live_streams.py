@@ -55,7 +55,7 @@ class MpegTsServer:
 
     ``realtime``: each packet is sent at its presentation time (a live sender), else as fast as the receiver
     takes them. ``max_packets`` stops early; ``cut_after`` closes the connection after that many packets (a
-    dropped stream), and the server then listens again for the reconnect and goes on from where it was.
+    dropped stream), and the server then listens again for the reconnect and sends the file from its start.
     ``sent`` (after ``join``) is the number of packets sent.
     """
 
@@ -99,35 +99,35 @@ def _listening(port: int) -> bool:
 
 
 def _serve(path: str, port: int, realtime: bool, max_packets: int, cut_after: int) -> int:
-    def open_out(template):
-        out = av.open(f"tcp://127.0.0.1:{port}?listen=1", "w", format="mpegts")
-        return out, out.add_stream_from_template(template)
-
+    """Send packets; after ``cut_after`` of them drop the client, listen again and send the file again from its
+    start (a restarted camera server: a new stream starts at a keyframe, with its headers)."""
     sent = 0
-    with av.open(path) as inp:
-        stream_in = inp.streams.video[0]
-        out, stream_out = open_out(stream_in)
-        t0 = None
-        for packet in inp.demux(stream_in):
-            if packet.dts is None or packet.size == 0:
-                continue
-            if max_packets and sent >= max_packets:
-                break
-            if realtime and packet.pts is not None:
-                at = float(packet.pts * stream_in.time_base)
-                t0 = time.monotonic() - at if t0 is None else t0
-                delay = t0 + at - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            packet.stream = stream_out
-            out.mux(packet)
-            sent += 1
-            if cut_after and sent == cut_after:
-                out.close()
-                out, stream_out = open_out(stream_in)
-                t0 = None
-        out.close()
-    return sent
+    while True:
+        with av.open(path) as inp:
+            stream_in = inp.streams.video[0]
+            out = av.open(f"tcp://127.0.0.1:{port}?listen=1", "w", format="mpegts")
+            stream_out = out.add_stream_from_template(stream_in)
+            t0, cut = None, False
+            for packet in inp.demux(stream_in):
+                if packet.dts is None or packet.size == 0:
+                    continue
+                if max_packets and sent >= max_packets:
+                    break
+                if realtime and packet.pts is not None:
+                    at = float(packet.pts * stream_in.time_base)
+                    t0 = time.monotonic() - at if t0 is None else t0
+                    delay = t0 + at - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                packet.stream = stream_out
+                out.mux(packet)
+                sent += 1
+                if cut_after and sent == cut_after:
+                    cut = True
+                    break
+            out.close()
+        if not cut:
+            return sent
 
 
 if __name__ == "__main__":
