@@ -53,7 +53,7 @@ class MpegTsServer:
     holds the GIL while FFmpeg waits for the client to connect, which would stall a receiver in the same
     process).
 
-    ``realtime``: each packet is sent at its presentation time (a live sender), else as fast as the receiver
+    ``realtime``: each packet is sent at its decoding time (a live sender), else as fast as the receiver
     takes them. ``max_packets`` stops early; ``cut_after`` closes the connection after that many packets (a
     dropped stream), and the server then listens again for the reconnect and sends the file from its start.
     ``sent`` (after ``join``) is the number of packets sent.
@@ -105,7 +105,8 @@ def _serve(path: str, port: int, realtime: bool, max_packets: int, cut_after: in
     while True:
         with av.open(path) as inp:
             stream_in = inp.streams.video[0]
-            out = av.open(f"tcp://127.0.0.1:{port}?listen=1", "w", format="mpegts")
+            out = av.open(f"tcp://127.0.0.1:{port}?listen=1", "w", format="mpegts",
+                          container_options={"flush_packets": "1"})  # a live sender: each packet goes out at once
             stream_out = out.add_stream_from_template(stream_in)
             t0, cut = None, False
             for packet in inp.demux(stream_in):
@@ -113,14 +114,16 @@ def _serve(path: str, port: int, realtime: bool, max_packets: int, cut_after: in
                     continue
                 if max_packets and sent >= max_packets:
                     break
-                if realtime and packet.pts is not None:
-                    at = float(packet.pts * stream_in.time_base)
-                    t0 = time.monotonic() - at if t0 is None else t0
-                    delay = t0 + at - time.monotonic()
+                if realtime:
+                    # paced by decoding time: B-frames make presentation times jump back and forth
+                    at = float(packet.dts * stream_in.time_base)
+                    delay = t0 + at - time.monotonic() if t0 is not None else 0.0
                     if delay > 0:
                         time.sleep(delay)
                 packet.stream = stream_out
-                out.mux(packet)
+                out.mux(packet)  # the first one waits for the client to connect: the clock starts after it
+                if realtime and t0 is None:
+                    t0 = time.monotonic() - float(packet.dts * stream_in.time_base)
                 sent += 1
                 if cut_after and sent == cut_after:
                     cut = True

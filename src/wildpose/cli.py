@@ -431,14 +431,16 @@ def cmd_eval(args) -> int:
 
 
 def cmd_live(args) -> int:
-    from .live import LiveOptions, run_live
+    from .live import FAST, LiveOptions, run_live
 
     if args.distortion or args.fisheye:
         print("error: live takes a pinhole camera only (--focal or --fov), not --distortion/--fisheye",
               file=sys.stderr)
         return EXIT_USAGE
+    fast = FAST if args.fast else {}
     options = LiveOptions(lifter=args.lifter, flip=not args.no_flip, refine=not args.no_refine,
-                          input_size=args.input_size, focal_length=args.focal, fov=args.fov,
+                          input_size=args.input_size or fast.get("input_size"),
+                          crop_pass=fast.get("crop_pass", True), focal_length=args.focal, fov=args.fov,
                           min_frames=args.min_frames)
     try:
         summary = run_live(args.source, options, output=args.output, realtime=args.realtime, queue_size=args.queue,
@@ -517,13 +519,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="a file: play it at its own frame rate, as a camera would")
     p.add_argument("--max-latency", type=float, metavar="SECONDS",
                    help="drop frames older than this when processing reaches them")
-    p.add_argument("--queue", type=int, default=4, metavar="FRAMES",
-                   help="frames held between decoding and processing; when full the oldest is dropped (default 4)")
+    p.add_argument("--queue", type=int, default=2, metavar="FRAMES",
+                   help="frames held between decoding and processing; when full the oldest is dropped (default 2)")
     p.add_argument("--no-drop", action="store_true",
                    help="never drop: wait for processing instead (a network sender is slowed by TCP)")
     p.add_argument("--reconnects", type=int, default=3, help="network streams: reopen this often (default 3)")
     p.add_argument("--input-size", type=int, help="MoveNet input's longer side in pixels (multiple of 32; "
                                                   "smaller is faster)")
+    p.add_argument("--fast", action="store_true",
+                   help="the faster preset: MoveNet at 192 pixels without its crop pass (small people found less "
+                        "well; docs/LIVE.md)")
     p.add_argument("--min-frames", type=int, default=1, help="report a person from their N-th frame (default 1)")
     p.add_argument("--max-frames", type=int, help="stop after N processed frames")
     p.add_argument("--render", metavar="FILE", help="also write the side-by-side render of the processed frames")

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Callable
 
 from wildpose.live.output import JsonLinesWriter, frame_record, load_schema, read_lines
-from wildpose.live.process import LiveOptions, LivePerson, LiveProcessor, LiveResult
+from wildpose.live.process import FAST, LiveOptions, detector_options, LivePerson, LiveProcessor, LiveResult
 from wildpose.live.source import DEFAULT_QUEUE_SIZE, LiveSource, SourceStats, source_kind
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run_live", "LiveSummary", "LiveOptions", "LiveProcessor", "LiveResult", "LivePerson", "LiveSource",
+__all__ = ["FAST", "detector_options", "run_live", "LiveSummary", "LiveOptions", "LiveProcessor", "LiveResult", "LivePerson", "LiveSource",
            "SourceStats", "JsonLinesWriter", "frame_record", "load_schema", "read_lines", "source_kind",
            "DEFAULT_QUEUE_SIZE"]
 
@@ -116,8 +116,7 @@ def run_live(source: str, options: LiveOptions = LiveOptions(), *, output: str |
             from wildpose.pipeline import RunOptions, make_detector
             from wildpose.world import load_trajectory_model
 
-            detector_options = {} if options.input_size is None else {"input_size": options.input_size}
-            models = {"detector": make_detector(RunOptions(detector_options=detector_options)),
+            models = {"detector": make_detector(RunOptions(detector_options=detector_options(options))),
                       "lifter": load_lifter(options.lifter),
                       "trajectory_model": load_trajectory_model(None) if options.trajectory else None}
             if not models["lifter"].causal:
@@ -125,6 +124,9 @@ def run_live(source: str, options: LiveOptions = LiveOptions(), *, output: str |
 
                 raise ModelError("live needs a causal lifter (no output may wait for later frames); this one is "
                                  "symmetric: use the shipped causal one (--lifter causal)", options.lifter)
+            import numpy as np
+
+            models["detector"](np.zeros((360, 480, 3), np.uint8))  # MoveNet allocates on its first call
         reader.start()
         blas = single_thread_blas()
         blas.__enter__()

@@ -29,6 +29,7 @@ import math
 from collections import deque
 
 import numpy as np
+import scipy.signal  # noqa: F401  (refine_poses imports it on first use: a third of a second, not on a frame)
 
 from wildpose.lift import resample
 from wildpose.lift.model import TemporalModel

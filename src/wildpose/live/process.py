@@ -38,11 +38,25 @@ class LiveOptions:
     flip: bool = True
     refine: bool = True
     input_size: int | None = None  # the detector's longer side (MoveNet: a multiple of 32); None: its default
+    crop_pass: bool = True  # MoveNet's second, top-down pass on small people (about half the detector's time)
     focal_length: float | None = None  # pixels; None: fov, else the default field of view
     fov: float | None = None
     min_frames: int = 1  # report a person from their N-th frame on
     world_refit_s: float = 1.0
     trajectory: bool = True  # the trajectory model (else no camera-space roots, no world)
+
+
+FAST = {"input_size": 192, "crop_pass": False}
+"""``wildpose live --fast``: MoveNet at 192 pixels without its crop pass, about a third of the default
+detector's time on walk_single (docs/LIVE.md); small or distant people are found less well."""
+
+
+def detector_options(options: LiveOptions) -> dict:
+    """The MoveNet options ``options`` ask for (``pipeline.make_detector``'s ``detector_options``)."""
+    out = {} if options.input_size is None else {"input_size": options.input_size}
+    if not options.crop_pass:
+        out["refine"] = False
+    return out
 
 
 @dataclass
@@ -111,8 +125,7 @@ class LiveProcessor:
 
         opts = self.options
         if self.detector is None:
-            detector_options = {} if opts.input_size is None else {"input_size": opts.input_size}
-            self.detector = make_detector(RunOptions(detector_options=detector_options))
+            self.detector = make_detector(RunOptions(detector_options=detector_options(opts)))
         if self.lifter is None:
             self.lifter = load_lifter(opts.lifter)
         if not self.lifter.causal:

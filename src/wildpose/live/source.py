@@ -33,10 +33,14 @@ from wildpose.errors import VideoError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE_SIZE = 4  # frames: 160 ms at 25 fps, the most a live source can be behind before frames drop
+DEFAULT_QUEUE_SIZE = 2  # frames: 80 ms at 25 fps, the most a live source waits in the queue before frames drop
 _NETWORK = re.compile(r"^(rtsp|rtsps|rtmp|http|https|tcp|udp|rtp|srt|hls)://", re.IGNORECASE)
 _DEVICE = re.compile(r"^/dev/video\d+$")
 _READ_TIMEOUT_US = 5_000_000  # a network read that hangs this long counts as a dropped stream
+# FFmpeg probes a network stream's first ~0.8 s before the first frame comes out, and those frames then arrive
+# at once, stale (dropped); a 0.1 s probe starts the output sooner: the codec's parameters are in the first
+# keyframe's headers. (fflags=nobuffer lost the first 2.4 s of walk_single over TCP: not used.)
+_NETWORK_OPTIONS = {"rw_timeout": str(_READ_TIMEOUT_US), "analyzeduration": "100000"}
 
 
 def source_kind(source: str) -> str:
@@ -129,7 +133,7 @@ class LiveSource:
 
     # -- the reader thread ------------------------------------------------------------------------------------
     def _open(self):
-        options = {**({"rw_timeout": str(_READ_TIMEOUT_US)} if self.kind == "network" else {}), **self.options}
+        options = {**(_NETWORK_OPTIONS if self.kind == "network" else {}), **self.options}
         fmt = "v4l2" if self.kind == "device" else None
         try:
             container = av.open(self.source, mode="r", format=fmt, options=options, timeout=_READ_TIMEOUT_US / 1e6)
@@ -224,6 +228,8 @@ class LiveSource:
                     if error is not None:
                         self.stats.error = f"read error after frame {number - 1} ({_reason(error)})"
                     break
+                if failures >= self.reconnects and self.reconnects == 0 and error is None and number > 0:
+                    break  # no reconnects asked for: a stream that ends has simply ended
                 if failures >= self.reconnects:
                     self.stats.error = (f"the stream ended or failed and did not come back after {self.reconnects} "
                                         "reconnects" + (f" ({_reason(error)})" if error is not None else ""))

@@ -1,0 +1,132 @@
+"""Live latency and throughput: the shared videos streamed in real time as MPEG-TS over loopback TCP.
+
+Each video is served by a subprocess at its own frame rate (walk_single.mp4 at 25 fps, marathon_crowd.mkv at
+29.97 fps; tests/live_streams.py, packets remuxed, not re-encoded) and read by ``wildpose.live.run_live`` with
+the given settings, as ``wildpose live tcp://...`` would. Reported per run:
+
+- capture-to-output latency, p50 / p95 / max (ms): from the decoder delivering a frame to its JSON line being
+  written (the frame's queue wait, detection, tracking, lifting, world and the write);
+- sustained frames/s: frames processed over the stream's duration; decoded; dropped (queue and late) and the
+  drop rate;
+- processing ms per frame, and its ratio to the detector alone on the same frames (the baseline, measured in
+  the same process right after: the live machinery's cost on top of MoveNet).
+
+The machine is shared (other agents' jobs): the load average before and after each run is printed.
+
+Usage: python benchmarks/bench_live.py [--videos walk_single.mp4 marathon_crowd.mkv] [--preset default fast]
+       [--seconds S] [--shared DIR] [--json]
+Target (issue 19): walk_single at 25 fps: no drops and p95 < 100 ms (default settings or the `fast` preset);
+the crowd's drop rate reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("WILDPOSE_SHARED", ROOT.parent / "shared"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+PRESETS = {"default": {}, "fast": {"input_size": 192, "crop_pass": False}}  # fast: wildpose live --fast
+
+
+def _detector_baseline(video: Path, options, frames: int) -> float:
+    """ms per frame of the detector alone on the first ``frames`` frames (decoded beforehand)."""
+    from wildpose.pipeline import RunOptions, make_detector
+    from wildpose.video import read_frames
+
+    images = [f.image for _, f in zip(range(frames), read_frames(video))]
+    from wildpose.live import detector_options
+
+    detector = make_detector(RunOptions(detector_options=detector_options(options)))
+    detector(images[0])
+    t = time.perf_counter()
+    for image in images:
+        detector(image)
+    return (time.perf_counter() - t) / len(images) * 1e3
+
+
+def run_one(video: Path, preset: str, seconds: float | None) -> dict:
+    from live_streams import MpegTsServer, free_port
+
+    from wildpose.live import LiveOptions, run_live
+    from wildpose.video import probe
+
+    info = probe(video)
+    options = LiveOptions(**PRESETS[preset])
+    packets = None if seconds is None else int(round(seconds * info.fps))
+    port = free_port()
+    load_before = os.getloadavg()
+    server = MpegTsServer(video, port, realtime=True, max_packets=packets).start()
+    busy: list[float] = []
+    last = [time.perf_counter()]
+
+    def on_frame(record):
+        now = time.perf_counter()
+        busy.append(now - last[0])
+        last[0] = now
+
+    try:
+        t0 = time.perf_counter()
+        summary = run_live(f"tcp://127.0.0.1:{port}", options, stream=open(os.devnull, "w"), reconnects=0,
+                           on_frame=on_frame, handle_sigint=False)
+        wall = time.perf_counter() - t0
+        server.join()
+    finally:
+        server.kill()
+    load_after = os.getloadavg()
+    duration = summary.decoded / info.fps
+    lat = np.array(summary.latencies) * 1e3
+    detector_ms = _detector_baseline(video, options, min(100, summary.decoded))
+    # processing ms per frame: the median time between consecutive outputs while frames were waiting (queue
+    # not empty) is the processing time; without drops use the mean over processed frames of the wall time
+    per_frame = float(np.median(busy[1:])) * 1e3 if len(busy) > 1 else float("nan")
+    return {"video": video.name, "preset": preset, "fps_source": round(info.fps, 3), "decoded": summary.decoded,
+            "processed": summary.frames, "dropped_queue": summary.dropped_queue,
+            "dropped_late": summary.dropped_late, "drop_rate": round(summary.dropped / max(1, summary.decoded), 4),
+            "sustained_fps": round(summary.frames / duration, 2), "latency_p50_ms": round(float(np.percentile(lat, 50)), 1),
+            "latency_p95_ms": round(float(np.percentile(lat, 95)), 1), "latency_max_ms": round(float(lat.max()), 1),
+            "output_interval_median_ms": round(per_frame, 1), "detector_ms": round(detector_ms, 1),
+            "people_ids": summary.people, "wall_s": round(wall, 1),
+            "load_before": [round(v, 2) for v in load_before], "load_after": [round(v, 2) for v in load_after]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--videos", nargs="+", default=["walk_single.mp4", "marathon_crowd.mkv"])
+    ap.add_argument("--preset", nargs="+", default=["default", "fast"], choices=sorted(PRESETS))
+    ap.add_argument("--seconds", type=float, help="stream only the first S seconds of each video")
+    ap.add_argument("--shared", type=Path, default=SHARED)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    rows = []
+    for name in args.videos:
+        video = args.shared / "data" / "videos" / name
+        if not video.exists():
+            print(f"skip {name}: {video} is absent", file=sys.stderr)
+            continue
+        for preset in args.preset:
+            row = run_one(video, preset, args.seconds)
+            rows.append(row)
+            if not args.json:
+                print(f"{row['video']:20s} {preset:8s} {row['fps_source']:6.2f} fps in: processed {row['processed']}"
+                      f"/{row['decoded']}, dropped {row['dropped_queue']}+{row['dropped_late']} "
+                      f"({100 * row['drop_rate']:.1f}%), sustained {row['sustained_fps']:.1f} frames/s, latency "
+                      f"p50 {row['latency_p50_ms']:.0f} ms p95 {row['latency_p95_ms']:.0f} ms max "
+                      f"{row['latency_max_ms']:.0f} ms; output every {row['output_interval_median_ms']:.0f} ms "
+                      f"(median) vs detector alone {row['detector_ms']:.0f} ms/frame; load "
+                      f"{row['load_before'][0]:.2f} -> {row['load_after'][0]:.2f}", flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
