@@ -1,7 +1,8 @@
 """Live latency and throughput: the shared videos streamed in real time as MPEG-TS over loopback TCP.
 
-Each video is served by a subprocess at its own frame rate (walk_single.mp4 at 25 fps, marathon_crowd.mkv at
-29.97 fps; tests/live_streams.py, packets remuxed, not re-encoded) and read by ``wildpose.live.run_live`` with
+Each video is served by a subprocess in real time (tests/live_streams.py): walk_single.mp4 at its own 25 fps,
+its packets remuxed (not re-encoded); marathon_crowd.mkv re-encoded once to an MPEG-TS file at 30 fps (its
+Matroska packets do not remux into MPEG-TS decodably), then served the same way. It is read by ``wildpose.live.run_live`` with
 the given settings, as ``wildpose live tcp://...`` would. Reported per run:
 
 - capture-to-output latency, p50 / p95 / max (ms): from the decoder delivering a frame to its JSON line being
@@ -59,6 +60,12 @@ def run_one(video: Path, preset: str, seconds: float | None) -> dict:
     from wildpose.live import LiveOptions, run_live
     from wildpose.video import probe
 
+    if video.suffix == ".mkv":
+        import tempfile
+
+        from live_streams import write_mpegts
+
+        video = write_mpegts(video, Path(tempfile.mkdtemp()) / f"{video.stem}.ts", 100_000, 30)
     info = probe(video)
     options = LiveOptions(**PRESETS[preset])
     packets = None if seconds is None else int(round(seconds * info.fps))
