@@ -201,3 +201,47 @@ def test_bad_sources_and_lifter(tmp_path, walk_video):
     done = subprocess.run([sys.executable, "-m", "wildpose.cli", "live", str(missing)], env=env,
                           capture_output=True, text=True)
     assert done.returncode == 1 and done.stderr.strip().splitlines() == [f"error: {missing}: file not found"]
+
+
+def test_render_and_browser_view(walk_video, tmp_path):
+    """--render writes the side-by-side video of the processed frames; --serve answers the page and sends
+    each output line over the websocket."""
+    import asyncio
+    import threading
+    import urllib.request
+
+    pytest.importorskip("websockets", reason="--serve needs the websockets package (the live extra)")
+    from websockets.asyncio.client import connect
+
+    from wildpose.video import probe
+
+    port = free_port()
+    done = {}
+
+    def run():
+        done["summary"] = run_live(str(walk_video), output=tmp_path / "o.jsonl", realtime=True, serve_port=port,
+                                   render=tmp_path / "render.mp4", max_frames=50, handle_sigint=False)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert "THREE" in page and "wildposeLive" in page
+
+        async def first_message():
+            async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                return json.loads(await asyncio.wait_for(ws.recv(), 20))
+
+        message = asyncio.run(first_message())
+    finally:
+        thread.join(60)
+    summary = done["summary"]
+    assert 0 <= message["frame"] < summary.decoded and isinstance(message["people"], list)
+    info = probe(tmp_path / "render.mp4")
+    assert info.num_frames == summary.frames and info.image_size == (960, 360)

@@ -15,7 +15,7 @@ from wildpose.render import _View3D, draw_skeletons_2d
 from wildpose.video import VideoWriter
 
 # world metres (x right, y up, z towards the camera): the floor area the 3D panel shows
-SCENE = np.array([[-3.0, 0.0, -1.5], [3.0, 1.9, -9.0]])
+SCENE = np.array([[-5.0, 0.0, -1.5], [5.0, 1.9, -12.0]])
 
 
 class LiveRenderer:
