@@ -18,9 +18,11 @@ the track's first frame as offline. The newest output then equals ``run_temporal
   on the whole video too; between grid frames the offline run interpolates towards the next frame's input,
   which live has not seen yet (docs/LIVE.md, "What is causal").
 
-:class:`CausalRefiner` does the same for ``wildpose.lift.refine.refine_poses(..., causal=True)``: its running
-mean of bone lengths is kept as a sum, and its one-sided smoothing filters only read the last frames, which
-a short window holds.
+:class:`CausalRefiner` runs ``wildpose.lift.refine.refine_poses(..., causal=True)`` a frame at a time: its
+running mean of bone lengths is kept as a sum, and its one-sided smoothing filters only read the last frames,
+which a short window holds. It refines the poses as they were emitted; offline refines the whole track's
+lifted poses, which between grid frames looked up to 1/30 s ahead (above), so the two agree exactly where the
+frames lie on the grid and the track has no missed frames (its frame rate so far is then its final one).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ Every step uses the current frame and earlier ones only:
   the lifter's time resampling bridges them as it bridges any uneven spacing. A track missing for more than
   ``TrackerConfig.max_gap`` seconds starts a new person id, as offline splits it there;
 - per track, the causal lifter, the causal refinement and the trajectory model on ring buffers
-  (``wildpose.live.causal``): the newest pose equals the offline result on the track so far;
+  (``wildpose.live.causal``): each network's newest output equals the offline result on the track so far
+  (docs/LIVE.md, "What is causal", says where that differs from the offline run on the whole video);
 - the world frame settles as evidence accumulates (``wildpose.live.world``).
 
 Offline drops tracks shorter than ``TrackerConfig.min_track_length`` frames once it has seen them end; live
