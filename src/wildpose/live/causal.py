@@ -100,6 +100,10 @@ class PrefixTemporalModel:
         """Add the newest frame's keypoints ((17, 2|3) pixels) at ``timestamp`` (seconds, increasing) and
         return its output: (J_out, 3) float32, as ``run_temporal_model`` gives for the last frame of the
         track so far."""
+        return push_many([self], [keypoints], [timestamp])[0]
+
+    def _prepare(self, keypoints: np.ndarray, timestamp: float) -> tuple[np.ndarray, tuple]:
+        """Buffer the frame; return the network's input window (L, J, 2) and what ``_finish`` needs."""
         t = float(timestamp)
         inputs, rotation = self._normalise(keypoints)
         if self.t0 is None:
@@ -118,22 +122,74 @@ class PrefixTemporalModel:
         n_grid = int(math.ceil((t - self.t0) / period - 1e-6)) + 1
         if self.on_grid and n_grid == self.count:
             # offline runs the network on the frames themselves; the last one's field: the last frames
-            window = values[-(self.before + 1):]
-            out = self.model.predict(window, flip=self.flip)[-1]
+            return values[-(self.before + 1):], (None, None, None, t, rotation, 1)
+        # the grid frames the newest output is interpolated between (offline: resample(outputs, grid, times))
+        left = self._left(t, n_grid)
+        lo = max(0, left - self.before)
+        grid = self.t0 + np.arange(lo, n_grid) * period
+        # outputs from the window's k-th on are used (k, k + 1): the network computes only those
+        k = left - lo
+        return resample(values, times, grid), (grid, k, n_grid, t, rotation, len(grid) - k)
+
+    def _finish(self, outputs: np.ndarray, pending: tuple) -> np.ndarray:
+        """The window's last ``need`` outputs (need, J_out, 3) -> the newest frame's output."""
+        grid, k, n_grid, t, rotation, need = pending
+        if grid is None:
+            out = outputs[-1]
+        elif n_grid >= 2:
+            out = resample(outputs[:2], grid[k:k + 2], np.array([t]))[0]
         else:
-            # the grid frames the newest output is interpolated between (offline: resample(outputs, grid, times))
-            left = self._left(t, n_grid)
-            lo = max(0, left - self.before)
-            grid = self.t0 + np.arange(lo, n_grid) * period
-            grid_inputs = resample(values, times, grid)
-            outputs = self.model.predict(grid_inputs, flip=self.flip)
-            if n_grid >= 2:
-                out = resample(outputs[left - lo:left - lo + 2], grid[left - lo:left - lo + 2], np.array([t]))[0]
-            else:
-                out = outputs[0]
+            out = outputs[0]
         if self.crop:
             out = crop_restore(out[None], rotation)[0]
         return np.ascontiguousarray(out, np.float32)
+
+
+def predict_windows(model: TemporalModel, windows: list[np.ndarray], need: int, flip: bool) -> np.ndarray:
+    """The last ``need`` outputs of ``model.predict`` on each of G windows at once: G arrays (L_g, J_in, 2),
+    any lengths L_g >= need -> (G, need, J_out, 3) float32.
+
+    The same arithmetic as ``TemporalModel.predict`` (each window padded with its own edge values, flip
+    averaging), but only the input frames those outputs read go through the network, in one pass for all
+    windows: a crowd's people share its matrix products."""
+    from wildpose import skeleton
+    from wildpose.lift.model import _OUTPUT_FLIPS
+
+    field = model.receptive_field
+    before = field - 1 if model.causal else (field - 1) // 2
+    span = need + field - 1
+    x = np.stack([np.pad(np.asarray(w, np.float32), ((before, field - 1 - before), (0, 0), (0, 0)),
+                         mode="edge")[-span:] for w in windows])
+    g, n_frames = len(windows), need
+    if flip:
+        out_flip = _OUTPUT_FLIPS[(model.config["out_layout"], model.out_joints)]
+        mirrored = x[:, :, skeleton.COCO_FLIP]
+        mirrored[..., 0] *= -1.0
+        x = np.concatenate([x, mirrored])
+    out = model.forward(x.reshape(x.shape[0], span, -1)).reshape(x.shape[0], n_frames, model.out_joints, 3)
+    if not flip:
+        return out
+    unmirrored = out[g:][:, :, out_flip]
+    unmirrored[..., 0] *= -1.0
+    return ((out[:g] + unmirrored) * np.float32(0.5)).astype(np.float32)
+
+
+def push_many(runners: list[PrefixTemporalModel], keypoints: list[np.ndarray],
+              timestamps: list[float]) -> list[np.ndarray]:
+    """``push`` for several tracks of one model at once (one network pass per number of outputs needed)."""
+    if not runners:
+        return []
+    prepared = [r._prepare(kp, t) for r, kp, t in zip(runners, keypoints, timestamps)]
+    outputs: list[np.ndarray | None] = [None] * len(runners)
+    by_need: dict[int, list[int]] = {}
+    for i, (_, pending) in enumerate(prepared):
+        by_need.setdefault(pending[-1], []).append(i)
+    model, flip = runners[0].model, runners[0].flip
+    for need, members in by_need.items():
+        result = predict_windows(model, [prepared[i][0] for i in members], need, flip)
+        for j, i in enumerate(members):
+            outputs[i] = runners[i]._finish(result[j], prepared[i][1])
+    return outputs
 
 
 class CausalRefiner:

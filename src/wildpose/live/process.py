@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wildpose.live.causal import CausalRefiner, PrefixTemporalModel
+from wildpose.live.causal import CausalRefiner, PrefixTemporalModel, push_many
 from wildpose.live.world import SettlingWorld, WorldState
 from wildpose.track import Tracker, TrackerConfig
 
@@ -166,25 +166,28 @@ class LiveProcessor:
     def process_people(self, found, timestamp: float, number: int = 0, captured: float = 0.0) -> LiveResult:
         """The same from the frame's detections (``People2D``), for callers that detect themselves."""
         ids = self.tracker.update(found, timestamp)
+        tracked = np.flatnonzero(ids >= 0)
+        persons = [self._person(int(ids[d]), timestamp) for d in tracked]
+        keypoints = [found.keypoints[d] for d in tracked]
+        times = [timestamp] * len(persons)
+        # everyone's networks in one pass per window length (push_many), the rest per person
+        poses = push_many([p.lifter for p in persons], keypoints, times)
+        roots = (push_many([p.trajectory for p in persons], keypoints, times)
+                 if self.trajectory_model is not None else [None] * len(persons))
         people: list[LivePerson] = []
-        for d in np.flatnonzero(ids >= 0):
-            person = self._person(int(ids[d]), timestamp)
-            keypoints = found.keypoints[d]
-            pose = person.lifter.push(keypoints, timestamp)
+        for person, kp, pose, root in zip(persons, keypoints, poses, roots):
             if person.refiner is not None:
-                pose = person.refiner.push(pose, keypoints, timestamp)
+                pose = person.refiner.push(pose, kp, timestamp)
             else:
                 pose = pose - pose[:1]
             pose = np.ascontiguousarray(pose, np.float32)
             pose[0] = 0.0
-            root = None
-            if person.trajectory is not None:
-                root = person.trajectory.push(keypoints, timestamp)[0]
+            root = None if root is None else root[0]
             person.last_time = timestamp
             person.frames += 1
             if root is not None and self.world is not None:
                 self.world.add(person.id, pose + root)
-            people.append(LivePerson(person.id, np.asarray(keypoints, np.float32), pose, root, None, person.frames))
+            people.append(LivePerson(person.id, np.asarray(kp, np.float32), pose, root, None, person.frames))
         # forget the states of tracks the tracker has forgotten
         horizon = timestamp - max(self.tracker_config.max_missed, self.tracker_config.max_gap)
         for raw_id in [k for k, p in self._people.items() if p.last_time < horizon]:
