@@ -519,8 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="a file: play it at its own frame rate, as a camera would")
     p.add_argument("--max-latency", type=float, metavar="SECONDS",
                    help="drop frames older than this when processing reaches them")
-    p.add_argument("--queue", type=int, default=2, metavar="FRAMES",
-                   help="frames held between decoding and processing; when full the oldest is dropped (default 2)")
+    p.add_argument("--queue", type=int, default=4, metavar="FRAMES",
+                   help="frames held between decoding and processing; when full the oldest is dropped (default 4)")
     p.add_argument("--no-drop", action="store_true",
                    help="never drop: wait for processing instead (a network sender is slowed by TCP)")
     p.add_argument("--reconnects", type=int, default=3, help="network streams: reopen this often (default 3)")

@@ -33,7 +33,10 @@ from wildpose.errors import VideoError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE_SIZE = 2  # frames: 80 ms at 25 fps, the most a live source waits in the queue before frames drop
+# frames: at 25 fps 160 ms, the most a frame of a live source waits before the oldest is dropped; it also absorbs
+# the burst of the few frames a network stream delivers at once after its start-up probe (with 2, 2-3 of them
+# were dropped at the start of every stream)
+DEFAULT_QUEUE_SIZE = 4
 _NETWORK = re.compile(r"^(rtsp|rtsps|rtmp|http|https|tcp|udp|rtp|srt|hls)://", re.IGNORECASE)
 _DEVICE = re.compile(r"^/dev/video\d+$")
 _READ_TIMEOUT_US = 5_000_000  # a network read that hangs this long counts as a dropped stream
