@@ -24,7 +24,8 @@ from wildpose.live.source import DEFAULT_QUEUE_SIZE, LiveSource, SourceStats, so
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FAST", "detector_options", "run_live", "LiveSummary", "LiveOptions", "LiveProcessor", "LiveResult", "LivePerson", "LiveSource",
+__all__ = ["FAST", "detector_options", "run_live", "LiveSummary", "LiveOptions", "LiveProcessor", "LiveResult",
+           "LivePerson", "LiveSource",
            "SourceStats", "JsonLinesWriter", "frame_record", "load_schema", "read_lines", "source_kind",
            "DEFAULT_QUEUE_SIZE"]
 
@@ -42,6 +43,7 @@ class LiveSummary:
     seconds: float  # wall time
     interrupted: bool  # ended by Ctrl-C (SIGINT) or ``stop``
     latencies: list[float] = field(default_factory=list)  # seconds, capture -> line written, per frame
+    processing: list[float] = field(default_factory=list)  # seconds, taken from the queue -> line written
     people: int = 0  # person ids given
     error: str | None = None  # why the source ended, when it did not simply end
 
@@ -136,6 +138,7 @@ def run_live(source: str, options: LiveOptions = LiveOptions(), *, output: str |
             server = LiveServer(serve_port).start()
             log.warning("live view on http://127.0.0.1:%d/", server.port)
         for frame in reader.frames(stop):
+            taken = time.monotonic()
             if processor is None:
                 fps = reader.stats.fps or 25.0
                 processor = LiveProcessor((frame.image.shape[1], frame.image.shape[0]), fps, options, **models)
@@ -151,7 +154,9 @@ def run_live(source: str, options: LiveOptions = LiveOptions(), *, output: str |
             latency = time.monotonic() - frame.captured
             record = frame_record(result, latency, stats.dropped_queue, stats.dropped_late)
             line = writer.write(record)
-            summary.latencies.append(time.monotonic() - frame.captured)
+            written = time.monotonic()
+            summary.latencies.append(written - frame.captured)
+            summary.processing.append(written - taken)
             summary.frames += 1
             if server is not None:
                 server.publish(line)
