@@ -492,6 +492,33 @@ def cmd_eval(args) -> int:
     return EXIT_OK
 
 
+def cmd_live(args) -> int:
+    from .live import FAST, LiveOptions, run_live
+
+    if args.distortion or args.fisheye:
+        print("error: live takes a pinhole camera only (--focal or --fov), not --distortion/--fisheye",
+              file=sys.stderr)
+        return EXIT_USAGE
+    fast = FAST if args.fast else {}
+    options = LiveOptions(lifter=args.lifter, flip=not args.no_flip, refine=not args.no_refine,
+                          input_size=args.input_size or fast.get("input_size"),
+                          crop_pass=fast.get("crop_pass", True), focal_length=args.focal, fov=args.fov,
+                          min_frames=args.min_frames)
+    try:
+        summary = run_live(args.source, options, output=args.output, realtime=args.realtime, queue_size=args.queue,
+                           drop=False if args.no_drop else None, max_latency=args.max_latency,
+                           reconnects=args.reconnects, render=args.render, serve_port=args.serve,
+                           max_frames=args.max_frames)
+    except WildposeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not args.quiet:
+        print(summary.line(), file=sys.stderr)
+    if summary.interrupted:
+        return 130
+    return EXIT_FAILED if summary.error and summary.frames == 0 else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wildpose", description="Videos of people in, tracked 3D human motion out (offline, CPU).",
@@ -554,6 +581,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write these formats beside poses.npz, comma separated: bvh, gltf, c3d, trc, json, csv "
                         "or all (as `wildpose export`)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("live", help="a camera, network stream or file -> 3D people as JSON lines, in real time "
+                                    "(causal; docs/LIVE.md)")
+    p.add_argument("source", help="/dev/videoN (v4l2), a URL FFmpeg reads (rtsp://, http://, tcp://, udp://) or a file")
+    p.add_argument("-o", "--output", help="JSON lines file (complete when the run ends, Ctrl-C included; "
+                                          "default: stdout)")
+    p.add_argument("--realtime", action="store_true", help="a file: play it at its own frame rate, as a camera would")
+    p.add_argument("--max-latency", type=float, metavar="SECONDS",
+                   help="drop frames older than this when processing reaches them")
+    p.add_argument("--queue", type=int, default=4, metavar="FRAMES",
+                   help="frames held between decoding and processing; when full the oldest is dropped (default 4)")
+    p.add_argument("--no-drop", action="store_true",
+                   help="never drop: wait for processing instead (a network sender is slowed by TCP)")
+    p.add_argument("--reconnects", type=int, default=3, help="network streams: reopen this often (default 3)")
+    p.add_argument("--input-size", type=int, help="MoveNet input's longer side in pixels (multiple of 32; "
+                                                  "smaller is faster)")
+    p.add_argument("--fast", action="store_true",
+                   help="the faster preset: MoveNet at 192 pixels without its crop pass (small people found less "
+                        "well; docs/LIVE.md)")
+    p.add_argument("--min-frames", type=int, default=1, help="report a person from their N-th frame (default 1)")
+    p.add_argument("--max-frames", type=int, help="stop after N processed frames")
+    p.add_argument("--render", metavar="FILE", help="also write the side-by-side render of the processed frames")
+    p.add_argument("--serve", type=int, nargs="?", const=8765, metavar="PORT",
+                   help="live 3D view on http://127.0.0.1:PORT/ (default 8765)")
+    lifting(p)
+    p.set_defaults(func=cmd_live, lifter="causal")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
 
     p = sub.add_parser("export", help="result folders -> BVH, glTF, C3D, TRC, JSON, CSV (docs/OUTPUTS.md)")
     p.add_argument("inputs", nargs="+", help="result folders (written by run or lift) or their poses.npz")
