@@ -255,7 +255,8 @@ def test_export_and_plot_commands(walk_result, tmp_path, capfd):
 def test_run_writes_the_exports_into_its_folder(walk_video, tmp_path):
     assert main(["run", str(walk_video), "--end", "3", "-o", str(tmp_path), "--export", "trc,csv", "-q"]) == 0
     names = sorted(p.name for p in (tmp_path / "walk_single").iterdir())
-    assert names == ["poses.npz", "walk_single.csv", "walk_single_track1.trc"]
+    # manifest.json records what made the folder, so that `--resume` can skip it later.
+    assert names == ["manifest.json", "poses.npz", "walk_single.csv", "walk_single_track1.trc"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary folder left"
 
 

@@ -9,6 +9,7 @@ never one that a live process (another run writing to the same folder) is still 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -72,19 +73,44 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = None
-    if final.exists():
-        old = final.parent / f".{final.name}.old.{_tag()}.{os.urandom(4).hex()}"
-        os.replace(final, old)
     try:
-        os.replace(tmp, final)
+        _swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            os.replace(old, final)  # put the previous output back: nothing is lost
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, final: Path, attempts: int = 5) -> None:
+    """Rename the finished folder ``tmp`` to ``final``, replacing a folder already there.
+
+    A folder cannot be renamed over a non-empty one, so the old one is moved aside first and deleted after. Two
+    runs finishing the same output at once race between those steps; the one that finds ``final`` taken again
+    moves that aside too and retries, so the last to finish wins and ``final`` is always one complete folder.
+    If the rename fails for another reason, the previous output is put back: nothing is lost.
+    """
+    for _ in range(attempts):
+        old = None
+        if final.exists():
+            old = final.parent / f".{final.name}.old.{_tag()}.{os.urandom(4).hex()}"
+            try:
+                os.replace(final, old)
+            except FileNotFoundError:  # the other run moved it aside first
+                old = None
+        try:
+            os.replace(tmp, final)
+        except OSError as exc:
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    os.replace(old, final)  # put the previous output back
+                if old.exists():  # another run's output is at ``final`` now: the superseded one can go
+                    shutil.rmtree(old, ignore_errors=True)
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                continue  # another run put its folder there in between: go again
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return
+    raise OSError(errno.EBUSY, f"{final}: other processes keep replacing this folder")
 
 
 def _alive(pid: int) -> bool:
@@ -99,7 +125,8 @@ def _alive(pid: int) -> bool:
 
 def remove_stale_partials(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
     """Delete the temporary files and folders in ``folder`` left by killed processes of this host (only those
-    of output ``name``, if given); returns what was removed. Those of live processes stay."""
+    of output ``name``, if given); returns what was removed. Those of live processes stay. A previous output that
+    was moved aside when the process died is put back under its name if nothing replaced it."""
     folder = Path(folder)
     removed = []
     try:
@@ -114,6 +141,13 @@ def remove_stale_partials(folder: str | os.PathLike, name: str | None = None) ->
         pid = int(m["pid"])
         if pid == os.getpid() or _alive(pid):
             continue
+        final = folder / m["name"]
+        if ".old." in entry.name and not final.exists():
+            # killed between moving the previous output aside and renaming the new one in: put it back
+            with contextlib.suppress(OSError):
+                os.replace(entry, final)
+                removed.append(entry)
+                continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:

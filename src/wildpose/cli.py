@@ -328,7 +328,8 @@ def cmd_dataset(args) -> int:
 
     code = _for_each(expanded, work, args.quiet)
     if not positions:
-        print("error: no 2D keypoints to write", file=sys.stderr)
+        if code == EXIT_OK:  # (where inputs failed, their lines said why)
+            print("error: no 2D keypoints to write", file=sys.stderr)
         return EXIT_FAILED
     out = Path(args.output)
     write_custom_dataset(out, positions, metadata)

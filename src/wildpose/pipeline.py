@@ -179,7 +179,7 @@ def track_video(people: Sequence[People2D], timestamps: np.ndarray, options: Run
             raise NoPersonError(f"people were detected in {seen} of {len(timestamps)} frames, but no one was "
                                 f"followed through the {needed} frames a track needs (too brief, or "
                                 "moving too fast to follow)", path)
-        raise NoPersonError(f"no person found in {len(timestamps)} frames", path)
+        raise NoPersonError(f"no person found in {len(timestamps)} frame{'' if len(timestamps) == 1 else 's'}", path)
     return tracks
 
 
@@ -397,9 +397,10 @@ def run_video(path: str | os.PathLike, out_root: str | os.PathLike, options: Run
                            retimed_frames=report.retimed)
     except OSError as exc:  # a read-only folder, a full disk, a lost network share: the output's problem
         reason = exc.strerror or str(exc)
-        raise WildposeError(f"cannot write the output: {reason}" +
+        # named by the input (which one of the batch failed) and the output folder (where the problem is)
+        raise WildposeError(f"cannot write {out_dir}/: {reason}" +
                             (f" ({exc.filename})" if exc.filename and not str(exc.filename).startswith(
-                                os.fspath(out_dir.parent)) else ""), out_dir) from exc
+                                os.fspath(out_dir.parent)) else ""), path) from exc
     seconds = time.perf_counter() - t0
     return VideoSummary(str(path), out_dir, result.num_frames, len(result.track_ids), seconds,
                         files + [MANIFEST_NAME], damaged_frames=report.damaged, retimed_frames=report.retimed)
