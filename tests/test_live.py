@@ -245,3 +245,50 @@ def test_render_and_browser_view(walk_video, tmp_path):
     assert 0 <= message["frame"] < summary.decoded and isinstance(message["people"], list)
     info = probe(tmp_path / "render.mp4")
     assert info.num_frames == summary.frames and info.image_size == (960, 360)
+
+
+def test_live_page_in_headless_chromium_draws_the_people(walk_video, tmp_path):
+    """The served page in a real headless Chromium: it connects to the websocket and draws the frames it gets."""
+    import shutil
+    import threading
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    pytest.importorskip("websockets", reason="--serve needs the websockets package (the live extra)")
+    chromium_path = os.environ.get("WILDPOSE_CHROMIUM") or shutil.which("chromium")
+    if not chromium_path:
+        pytest.skip("no chromium on PATH (apt-get install chromium)")
+    port = free_port()
+    done = {}
+
+    def run():
+        done["summary"] = run_live(str(walk_video), output=tmp_path / "o.jsonl", realtime=True, serve_port=port,
+                                   max_frames=200, handle_sigint=False)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium_path, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
+                    break
+                except sync_api.Error:
+                    assert time.monotonic() < deadline, "the live page never answered"
+                    time.sleep(0.2)
+            page.wait_for_function("window.wildposeLive && window.wildposeLive.frames >= 10 && "
+                                   "window.wildposeLive.vertices > 0", timeout=30000)
+            state = page.evaluate("({frames: wildposeLive.frames, frame: wildposeLive.frame, "
+                                  "vertices: wildposeLive.vertices, status: document.body.innerText})")
+            browser.close()
+    finally:
+        thread.join(60)
+    assert not errors, errors
+    assert state["vertices"] % 2 == 0 and state["vertices"] >= 2 * 16  # one person's 16 bones, two ends each
+    assert "frame" in state["status"] and "people 1" in state["status"]
+    assert 0 <= state["frame"] < done["summary"].decoded

@@ -34,6 +34,9 @@
   window.addEventListener("resize", resize);
   resize();
 
+  // what the page has shown, for a test's (or a user's console's) look: frames drawn, the last one, its vertices
+  const state = { show, frames: 0, frame: null, vertices: 0 };
+
   function show(frame) {
     let v = 0;
     for (const person of frame.people.slice(0, maxPeople)) {
@@ -49,6 +52,9 @@
       }
     }
     geometry.setDrawRange(0, v);
+    state.frames += 1;
+    state.frame = frame.frame;
+    state.vertices = v;
     geometry.attributes.position.needsUpdate = true;
     geometry.attributes.color.needsUpdate = true;
     geometry.computeBoundingSphere();
@@ -65,5 +71,5 @@
   }
   connect();
   (function loop() { requestAnimationFrame(loop); renderer.render(scene, camera); })();
-  window.wildposeLive = { show };
+  window.wildposeLive = state;
 })();
