@@ -32,6 +32,12 @@ if kind == "bvh":
     wanted = [int(f) for f in frames_arg.split(",")]
     scene_frames = [(f + 1, 0.0) for f in wanted]  # BVH frame 0 is Blender frame 1 (frame_start)
 else:
+    # Debian's Blender 3.4 glTF importer uses np.bool, which numpy 1.24 (Debian's python3-numpy) removed: give
+    # the alias back while it runs
+    import numpy
+
+    if "bool" not in numpy.__dict__:
+        numpy.bool = numpy.bool_
     scene = bpy.context.scene
     bpy.ops.import_scene.gltf(filepath=path)
     fps = scene.render.fps  # the importer's: it keys time t at t * render.fps (fps_base not applied)
