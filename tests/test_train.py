@@ -81,10 +81,9 @@ def test_split_is_by_subject(mocap_dir):
     for g in ("cmu:01", "cmu:02", "cmu:06", "cmu:07"):
         assert g in DEFAULT_SPLIT["train"] and "mp:*" in DEFAULT_SPLIT["train"]
     assert clip_subject(mocap_dir / "cmu_dance_martial/salsa/16.bvh") == "salsa:61"
-    # the same CMU subject has one group in every folder; the newest folders train nowhere until mapped
+    # the same CMU subject has one group in every folder
     assert clip_subject(mocap_dir / "cmu_acrobatics/08/x.bvh") == "cmu:08"
     assert clip_subject(mocap_dir / "cmu_subject_131/131_01.bvh") == "cmu:131"
-    assert not set(DEFAULT_SPLIT["unmapped"]) & set(DEFAULT_SPLIT["train"] + DEFAULT_SPLIT["val"] + DEFAULT_SPLIT["test"])
 
 
 def test_camera_projection_backprojects():
