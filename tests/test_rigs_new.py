@@ -224,3 +224,17 @@ def test_no_cmu_subject_in_two_splits_across_all_folders(mocap_dir):
         assert splits[s] == {split_of["mp:*"]}, s
     # the new folders add to validation and test, not only to training
     assert {splits[s].pop() for s in (88, 140)} == {"val"} and {splits[s].pop() for s in (90, 131)} == {"test"}
+
+
+def test_folders_given_one_by_one_load_their_groups(mocap_dir):
+    """`wildpose train --mocap A --mocap B`: each folder gives the clips of the groups it holds, and a folder
+    holding none of them is skipped (it used to fail: the check counted the clips of every folder)."""
+    acro, s131 = mocap_dir / "cmu_acrobatics", mocap_dir / "cmu_subject_131"
+    sources = Sources(mocap=[acro, s131])
+    assert set(sources.groups()) == {g for _, g in list_clips(acro)} | {"cmu:131"}
+    only_131 = sources.load_split(["cmu:131"])
+    assert only_131.subjects == ["cmu:131"] * 3 and only_131.n_frames == 498 + 624 + 624
+    val = sources.load_split(DEFAULT_SPLIT["val"])
+    assert sorted(set(val.subjects)) == ["cmu:140", "cmu:88"] and len(val.lengths) == 6
+    test = sources.load_split(DEFAULT_SPLIT["test"])
+    assert sorted(set(test.subjects)) == ["cmu:131", "cmu:90"] and test.n_frames == 911 + 1746

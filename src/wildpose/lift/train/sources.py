@@ -523,9 +523,8 @@ class Sources:
             if left is not None and left <= 0:
                 break
             if not self.mappings:
-                n_in = sum(1 for _, _, g in self._bvh_items() if g in groups)
-                if n_in == 0:
-                    continue
+                if not any(r == Path(root) and g in groups for r, _, g in self._bvh_items()):
+                    continue  # this folder holds none of the groups (another one given may)
                 s = load_split(root, groups, left, cache_dir)
             else:
                 s = self._load_mapped(Path(root), groups, left, cache_dir)
