@@ -238,3 +238,51 @@ def test_folders_given_one_by_one_load_their_groups(mocap_dir):
     assert sorted(set(val.subjects)) == ["cmu:140", "cmu:88"] and len(val.lengths) == 6
     test = sources.load_split(DEFAULT_SPLIT["test"])
     assert sorted(set(test.subjects)) == ["cmu:131", "cmu:90"] and test.n_frames == 911 + 1746
+
+
+def test_cache_follows_the_shipped_mapping(mocap_dir, tmp_path, monkeypatch):
+    """The two new rigs are defined by their JSON: editing it changes the cache key of the rig-detected loader,
+    so the cache never serves joints of the old definition."""
+    import shutil
+
+    from wildpose.lift.train import sources
+    from wildpose.lift.train.data import loader_tag
+
+    maps = tmp_path / "mappings"
+    shutil.copytree(sources.MAPPINGS_DIR, maps)
+    monkeypatch.setattr(sources, "MAPPINGS_DIR", maps)
+    folder = mocap_dir / "cmu_acrobatics"
+    before_tag = loader_tag()
+    before = load_split(folder, ["cmu:08"], cache_dir=tmp_path / "cache")
+    text = (maps / "deepmimic15.json").read_text()
+    assert '"offset": [\n        -2.4,\n        28.1,' in text
+    (maps / "deepmimic15.json").write_text(text.replace("28.1,", "38.1,"))  # thorax 10 cm higher
+    assert loader_tag() != before_tag
+    after = load_split(folder, ["cmu:08"], cache_dir=tmp_path / "cache")
+    moved = np.linalg.norm(after.h36m[:, 8] - before.h36m[:, 8], axis=-1)
+    np.testing.assert_allclose(moved, 0.1, atol=1e-3)
+    np.testing.assert_array_equal(after.h36m[:, :8], before.h36m[:, :8])
+    assert len(list((tmp_path / "cache").glob("rigs-*"))) == 2
+
+
+def test_bad_virtual_joints_are_refused_naming_the_file(mocap_dir, tmp_path):
+    import json
+
+    from wildpose.errors import FormatError
+    from wildpose.lift.train.sources import MAPPINGS_DIR, load_mapping, map_bvh_with
+
+    base = json.loads((MAPPINGS_DIR / "deepmimic15.json").read_text())
+    (tmp_path / "bad.json").write_text(json.dumps(dict(base, virtual_joints={"thorax_point": {"parent": "chest"}})))
+    with pytest.raises(FormatError, match="virtual_joints") as err:
+        load_mapping(tmp_path / "bad.json")
+    assert "bad.json" in str(err.value)
+    clash = dict(base["virtual_joints"], neck={"parent": "chest", "offset": [0, 1, 0]})
+    (tmp_path / "clash.json").write_text(json.dumps(dict(base, virtual_joints=clash)))
+    path = mocap_dir / "cmu_acrobatics/127/127_03.bvh"
+    with pytest.raises(FormatError, match="already has joint") as err:
+        map_bvh_with(read_bvh(path), load_mapping(tmp_path / "clash.json"), str(path))
+    assert "127_03.bvh" in str(err.value)
+    orphan = dict(base["virtual_joints"], thorax_point={"parent": "spine3", "offset": [0, 1, 0]})
+    (tmp_path / "orphan.json").write_text(json.dumps(dict(base, virtual_joints=orphan)))
+    with pytest.raises(FormatError, match="no joint.*spine3"):
+        map_bvh_with(read_bvh(path), load_mapping(tmp_path / "orphan.json"), str(path))

@@ -102,13 +102,16 @@ def _to_base_fps(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
 
 
 def loader_tag(extra: str = "") -> str:
-    """A short hash of the code that turns BVH files into joints (and ``extra``, e.g. mapping files): cached
-    clips live under it, so a change to a joint definition never mixes old and new data in one run."""
+    """A short hash of the code that turns BVH files into joints, of the shipped mappings (the rigs.MAPPED_RIGS
+    are defined by theirs) and of ``extra`` (e.g. mapping files): cached clips live under it, so a change to a
+    joint definition never mixes old and new data in one run."""
     from wildpose.lift.train import bvh, rigs, sources
 
     digest = hashlib.sha1(extra.encode())
     for module in (bvh, rigs, sources):
         digest.update(Path(module.__file__).read_bytes())
+    for mapping in sorted(sources.MAPPINGS_DIR.glob("*.json")):
+        digest.update(mapping.name.encode() + mapping.read_bytes())
     digest.update(inspect.getsource(_to_base_fps).encode())
     return digest.hexdigest()[:10]
 
