@@ -16,8 +16,8 @@ import pytest
 
 from wildpose.lift.train.bvh import read_bvh
 from wildpose.lift.train.data import BASE_FPS, DEFAULT_SPLIT, _to_base_fps, list_clips, load_split
-from wildpose.lift.train.rigs import MAPPED_RIGS, bone_lengths, detect_rig, height, load_clip
-from wildpose.lift.train.sources import Sources
+from wildpose.lift.train.rigs import bone_lengths, detect_rig, height, load_clip
+from wildpose.lift.train.sources import Sources, shipped_mappings
 
 FOLDERS = {"deepmimic15": "cmu_acrobatics", "max31": "cmu_subject_131"}
 # H36M bone (child index, as bone_lengths orders them) -> plausible adult range in metres
@@ -58,7 +58,7 @@ def test_new_rig_detected_and_its_mapping_used(mocap_dir, rig):
     for p in paths[:: max(1, len(paths) // 8)]:
         names = read_bvh(p).names
         assert detect_rig(names, str(p)) == rig
-        assert [r for r, joints in MAPPED_RIGS.items() if joints <= set(names)] == [rig]
+        assert [r for r, m in shipped_mappings().items() if m.matches(names)] == [rig]
     groups = sorted({g for _, g in list_clips(folder)})
     ref = load_split(folder, groups, max_clips=3)
     got = Sources(mocap=[folder], mapping=[rig]).load_split(groups, max_clips=3)
@@ -255,8 +255,8 @@ def test_cache_follows_the_shipped_mapping(mocap_dir, tmp_path, monkeypatch):
     before_tag = loader_tag()
     before = load_split(folder, ["cmu:08"], cache_dir=tmp_path / "cache")
     text = (maps / "deepmimic15.json").read_text()
-    assert '"offset": [\n        -2.4,\n        28.1,' in text
-    (maps / "deepmimic15.json").write_text(text.replace("28.1,", "38.1,"))  # thorax 10 cm higher
+    assert '"offset": [-2.4, 28.1, 0.0]' in text
+    (maps / "deepmimic15.json").write_text(text.replace("[-2.4, 28.1,", "[-2.4, 38.1,"))  # thorax 10 cm higher
     assert loader_tag() != before_tag
     after = load_split(folder, ["cmu:08"], cache_dir=tmp_path / "cache")
     moved = np.linalg.norm(after.h36m[:, 8] - before.h36m[:, 8], axis=-1)

@@ -84,11 +84,8 @@ class Clip:
     path: str
 
 
-# rigs mapped by their shipped JSON mapping only (wildpose.lift.train.sources), with the joints that identify them
-MAPPED_RIGS = {
-    "deepmimic15": {"root", "chest", "neck", "left_hip", "right_wrist"},
-    "max31": {"LHipJoint", "LeftHip", "Chest2", "lowerneck"},
-}
+# rigs defined by their shipped JSON mapping only (wildpose.lift.train.sources; its "detect" joints identify it)
+MAPPED_RIGS = ("deepmimic15", "max31")
 
 
 def detect_rig(names: tuple[str, ...] | list[str], path: str = "") -> str:
@@ -101,8 +98,10 @@ def detect_rig(names: tuple[str, ...] | list[str], path: str = "") -> str:
         return "daz57"
     if {"lhumerus", "ltibia", "lowerneck"} <= s:
         return "asf38"
-    for rig, joints in MAPPED_RIGS.items():
-        if joints <= s:
+    from wildpose.lift.train.sources import load_mapping
+
+    for rig in MAPPED_RIGS:
+        if load_mapping(rig).matches(s):
             return rig
     raise FormatError("unknown skeleton (none of the daz57, cc141, asf38, deepmimic15, max31 joint sets)", path)
 

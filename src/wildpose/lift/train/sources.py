@@ -23,7 +23,7 @@ Mapping files (``mappings/*.json``; the shared rigs ship as ``daz57``, ``cc141``
       "head_top_offset": [0, 0.15, 0.03],        # optional, metres in the head frame (left, up, forward)
       "coco_hip_widen": 0.1,
       "extend_zero_bones": {"thorax": ["lowerneck"]},  # zero-length children get the joint's own bone
-      "virtual_joints": {"thorax_point": {"parent": "chest", "offset": [-1.1, 29.2, 0]}},  # optional
+      "virtual_joints": {"thorax_point": {"parent": "chest", "offset": [-2.4, 28.1, 0]}},  # optional
       "toes": ["lFoot_end", "rFoot_end"]           # optional, for facing checks
     }
 
