@@ -34,8 +34,10 @@ def test_eval_prints_scores_that_match_the_evaluation_functions(mocap_dir, tmp_p
     from wildpose.lift.train.evaluate import make_sequences, numpy_predictor, score
     from wildpose.lift.weights import load_lifter
 
+    # the groups the shipped models were held out on (the split's later groups have clips under 2 segments)
+    held_out = ["cmu:03", "cmu:05", "martial:?"]
     args = ["eval", "--mocap", str(mocap_dir), "--max-clips", "1", "--max-segments", "2", "--noisy",
-            "--cache", str(tmp_path / "cache")]
+            "--cache", str(tmp_path / "cache"), "--groups", *held_out]
     code, out, err = _run(capsys, args)
     assert code == 0, err
     lines = out.splitlines()
@@ -53,7 +55,8 @@ def test_eval_prints_scores_that_match_the_evaluation_functions(mocap_dir, tmp_p
     assert set(res["pose"]) == {"gt2d", "noisy2d", "movenet2d"} and set(res["trajectory"]) == {"gt2d", "noisy2d"}
     # the command reports what the evaluation module computes on the same clips
     model = load_lifter(None)
-    clips = load_split(mocap_dir, DEFAULT_SPLIT["test"], 1, tmp_path / "cache")
+    assert set(held_out) <= set(DEFAULT_SPLIT["test"])
+    clips = load_split(mocap_dir, held_out, 1, tmp_path / "cache")
     seqs = make_sequences(clips, model.fps, max_segments=2)
     direct = score(numpy_predictor(model, refine=True), seqs)
     assert res["refined"] is True
@@ -87,21 +90,22 @@ def test_eval_prints_scores_that_match_the_evaluation_functions(mocap_dir, tmp_p
 
 
 def test_eval_by_group_scores_each_held_out_activity(mocap_dir, tmp_path, capsys):
-    """--by-group gives one table per test group (walking, ballet, martial arts), each the same as asking for
-    that group alone; a group outside the split is refused (its clips may be training clips)."""
+    """--by-group gives one table per test group (walking, ballet, martial arts, acrobatics, subject 131's
+    stylised walks), each the same as asking for that group alone; a group outside the split is refused (its
+    clips may be training clips)."""
     base = ["eval", "--mocap", str(mocap_dir), "--max-clips", "1", "--max-segments", "1", "--no-trajectory",
             "--cache", str(tmp_path / "cache")]
     code, out, err = _run(capsys, base + ["--by-group", "--json"])
     assert code == 0, err
     res = json.loads(out)
-    assert [r["groups"] for r in res] == [["cmu:03"], ["cmu:05"], ["martial:?"]]
+    assert [r["groups"] for r in res] == [["cmu:03"], ["cmu:05"], ["martial:?"], ["cmu:90"], ["cmu:131"]]
     code, out, err = _run(capsys, base + ["--groups", "cmu:05", "--json"])
     alone = json.loads(out)
     assert alone["groups"] == ["cmu:05"]
     assert alone["pose"]["gt2d"]["mpjpe_mm"] == pytest.approx(res[1]["pose"]["gt2d"]["mpjpe_mm"], rel=1e-12)
     assert res[0]["pose"]["gt2d"]["mpjpe_mm"] != res[1]["pose"]["gt2d"]["mpjpe_mm"]
     code, out, err = _run(capsys, base + ["--by-group"])
-    assert code == 0 and out.count("test split (") == 3
+    assert code == 0 and out.count("test split (") == 5
     code, out, err = _run(capsys, base + ["--groups", "salsa:60"])
     assert code == 1 and "not in the test split" in err and err.count("\n") == 1
 

@@ -1,4 +1,4 @@
-"""Training data sources: BVH joint-name mappings (the shipped JSON for the three shared rigs must reproduce
+"""Training data sources: BVH joint-name mappings (the shipped JSON for the three older shared rigs must reproduce
 rigs.py exactly), any skeleton through a mapping, and the reference's data_3d_h36m.npz (built here from real
 CMU mocap in that layout; a hostile pickle must be refused without running anything).
 
@@ -29,6 +29,9 @@ ONE_PER_RIG = {
     "daz57": "cmu_dance_martial/salsa/02.bvh",
     "cc141": "cmu_subjects_01_07/All_BVH/subjects/002/002_01.bvh",
     "asf38": "cmu_motion_prediction_subset/train/walking/walking_1.bvh",
+    # defined by their shipped mappings only (rigs.MAPPED_RIGS); tests/test_rigs_new.py checks their anatomy
+    "deepmimic15": "cmu_acrobatics/127/127_03.bvh",
+    "max31": "cmu_subject_131/131_01.bvh",
 }
 
 

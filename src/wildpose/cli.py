@@ -675,8 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--h36m", action="append", metavar="NPZ",
                        help="the reference's data_3d_h36m.npz (subjects become groups h36m:S1 ...)")
         p.add_argument("--mapping", action="append", metavar="MAP.json",
-                       help="joint-name mapping for the BVH files, or a shipped one: daz57, cc141, asf38 "
-                            "(repeatable: each file takes the first that fits; default: detect the shared rigs)")
+                       help="joint-name mapping for the BVH files, or a shipped one: daz57, cc141, asf38, deepmimic15, "
+                            "max31 (repeatable: each file takes the first that fits; default: detect the shared rigs)")
 
     p = sub.add_parser("train", help="train a lifter (or trajectory model) from a config (needs torch)")
     p.add_argument("--config", required=True, help="training config, e.g. configs/lifter.json")

@@ -1,4 +1,4 @@
-"""Map the three CMU mocap rigs to Human3.6M-17 joints (3D targets) and COCO-17 points (2D inputs).
+"""Map the CMU mocap rigs to Human3.6M-17 joints (3D targets) and COCO-17 points (2D inputs).
 
 Rigs (detected by joint names):
 - ``daz57``: the cgspeed/DAZ conversion (hip, abdomen, chest, neck, head, rThigh, rShin, rFoot, rShldr, ...).
@@ -7,6 +7,10 @@ Rigs (detected by joint names):
   Its thorax bone has zero length in the source data (lowerneck and the clavicles sit on the thorax joint),
   which shortens the torso by ~12 cm; we re-insert it (see ``_fix_asf38``). Its lowerneck then sits ~4 cm
   below the shoulders, so the H36M thorax is its upperneck (4-6 cm above the shoulders, as in the other rigs).
+- ``deepmimic15``: the DeepMimic humanoid of ``cmu_acrobatics/`` (root, chest, neck, head, left_hip, ...), and
+  ``max31``: the 31-joint cgspeed "max" rig of ``cmu_subject_131/`` (Hips, LeftHip, Chest2, lowerneck, ...).
+  These two are defined only by their shipped joint-name mappings (``mappings/deepmimic15.json``,
+  ``max31.json``, read by ``wildpose.lift.train.sources``); ``map_bvh`` hands them over.
 
 All outputs are metres, world axes of the file (Y up), at the file's real frame rate.
 Face points (COCO nose, eyes, ears) and the H36M neck/nose and head top are placed rigidly in the head joint's
@@ -80,8 +84,13 @@ class Clip:
     path: str
 
 
+# rigs defined by their shipped JSON mapping only (wildpose.lift.train.sources; its "detect" joints identify it)
+MAPPED_RIGS = ("deepmimic15", "max31")
+
+
 def detect_rig(names: tuple[str, ...] | list[str], path: str = "") -> str:
-    """Rig id from the joint names: 'daz57', 'cc141' or 'asf38'. Raises FormatError for unknown rigs."""
+    """Rig id from the joint names: 'daz57', 'cc141', 'asf38', 'deepmimic15' or 'max31'. Raises FormatError
+    for unknown rigs."""
     s = set(names)
     if {"CC_Base_Head", "CC_Base_L_Thigh"} <= s:
         return "cc141"
@@ -89,7 +98,12 @@ def detect_rig(names: tuple[str, ...] | list[str], path: str = "") -> str:
         return "daz57"
     if {"lhumerus", "ltibia", "lowerneck"} <= s:
         return "asf38"
-    raise FormatError("unknown skeleton (none of the daz57, cc141, asf38 joint sets)", path)
+    from wildpose.lift.train.sources import load_mapping
+
+    for rig in MAPPED_RIGS:
+        if load_mapping(rig).matches(s):
+            return rig
+    raise FormatError("unknown skeleton (none of the daz57, cc141, asf38, deepmimic15, max31 joint sets)", path)
 
 
 def _fix_asf38(bvh: BVH) -> BVH:
@@ -141,6 +155,10 @@ def _head_frame_axes(bvh: BVH, rig: str, pos: np.ndarray, rot: np.ndarray, j: di
 def map_bvh(bvh: BVH, path: str = "", subject: str = "", name: str = "") -> Clip:
     """Forward kinematics + mapping of one BVH to H36M-17 and COCO-17, metres, world axes, real fps."""
     rig = detect_rig(bvh.names, path)
+    if rig in MAPPED_RIGS:
+        from wildpose.lift.train.sources import load_mapping, map_bvh_with
+
+        return map_bvh_with(bvh, load_mapping(rig), path, subject, name)
     if rig == "asf38":
         bvh = _fix_asf38(bvh)
     j = _RIG_JOINTS[rig]

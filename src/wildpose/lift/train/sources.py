@@ -6,7 +6,8 @@ axes with **Y up**, the clip's real frame rate) tagged with a split group ("cmu:
 :class:`Sources` bundles several of them and stands in for a mocap folder wherever the training code calls
 ``wildpose.lift.train.data.load_split`` (training, the held-out pose evaluation, the trajectory evaluation).
 
-Mapping files (``mappings/*.json``; the three shared rigs ship as ``daz57``, ``cc141``, ``asf38``)::
+Mapping files (``mappings/*.json``; the shared rigs ship as ``daz57``, ``cc141``, ``asf38``, ``deepmimic15`` and
+``max31``)::
 
     {
       "name": "daz57",
@@ -22,8 +23,15 @@ Mapping files (``mappings/*.json``; the three shared rigs ship as ``daz57``, ``c
       "head_top_offset": [0, 0.15, 0.03],        # optional, metres in the head frame (left, up, forward)
       "coco_hip_widen": 0.1,
       "extend_zero_bones": {"thorax": ["lowerneck"]},  # zero-length children get the joint's own bone
+      "virtual_joints": {"thorax_point": {"parent": "chest", "offset": [-2.4, 28.1, 0]}},  # optional
       "toes": ["lFoot_end", "rFoot_end"]           # optional, for facing checks
     }
+
+``virtual_joints`` adds points rigidly attached to a joint (``offset`` in the file's units, in the parent's local
+frame of the rest pose, like an End Site): for a skeleton whose joints sit elsewhere than the other rigs' (the
+DeepMimic humanoid's neck joint is below the shoulder line, its head joint at the head centre). They may be named
+wherever a joint may (``h36m``, ``coco``, ``head_joint``, ``toes``); a virtual ``head_joint`` turns with its
+parent.
 
 H36M ``neck`` (neck/nose) and ``head`` (head top), and the COCO face points (nose, eyes, ears), are placed
 with the fixed head offset model of ``rigs.FACE_OFFSETS`` unless the mapping names a joint for them.
@@ -55,7 +63,7 @@ _FACE_H36M = {"neck": "h36m_neck_nose", "head": "h36m_head_top"}
 _FACE_COCO = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 _MAPPING_KEYS = {"name", "description", "units_to_m", "up", "fps", "detect", "h36m", "coco", "head_joint",
                  "head_axes", "left_eye", "right_eye", "head_top_offset", "coco_hip_widen", "extend_zero_bones",
-                 "toes"}
+                 "virtual_joints", "toes"}
 
 # ------------------------------------------------------------------------------------------------ mappings
 
@@ -81,13 +89,15 @@ class Mapping:
     coco_hip_widen: float = COCO_HIP_WIDEN
     extend_zero_bones: dict[str, tuple[str, ...]] = field(default_factory=dict)
     toes: tuple[str, str] | None = None
+    virtual_joints: dict[str, tuple[str, tuple[float, float, float]]] = field(default_factory=dict)
     source: str = ""  # the JSON text, for cache keys
 
     def joints_needed(self) -> set[str]:
+        """The file's joints this mapping reads (a virtual joint stands for its parent)."""
         names = {self.head_joint} | set(self.eyes or ()) | set(self.toes or ())
         for spec in list(self.h36m.values()) + list(self.coco.values()):
             names |= set(spec or ())
-        return names
+        return (names - set(self.virtual_joints)) | {parent for parent, _ in self.virtual_joints.values()}
 
     def matches(self, names: Iterable[str]) -> bool:
         s = set(names)
@@ -158,6 +168,12 @@ def parse_mapping(data: dict, path: str = "") -> Mapping:
     if up not in ("y", "z"):
         raise FormatError(f"mapping: up must be 'y' or 'z', got {up!r}", path)
     toes = data.get("toes")
+    virtual = data.get("virtual_joints", {})
+    if not isinstance(virtual, dict) or not all(
+            isinstance(v, dict) and set(v) == {"parent", "offset"} and isinstance(v["parent"], str)
+            and isinstance(v["offset"], list) and len(v["offset"]) == 3 for v in virtual.values()):
+        raise FormatError("mapping: virtual_joints must be {name: {\"parent\": joint, \"offset\": [x, y, z]}}",
+                          path)
     try:
         return Mapping(
             name=str(data.get("name", Path(path).stem if path else "custom")), h36m=h36m, coco=coco,
@@ -166,13 +182,14 @@ def parse_mapping(data: dict, path: str = "") -> Mapping:
             face_offsets=offsets, coco_hip_widen=float(data.get("coco_hip_widen", COCO_HIP_WIDEN)),
             extend_zero_bones={str(k): tuple(v) for k, v in data.get("extend_zero_bones", {}).items()},
             toes=None if toes is None else (str(toes[0]), str(toes[1])),
+            virtual_joints={str(k): (v["parent"], tuple(float(x) for x in v["offset"])) for k, v in virtual.items()},
             source=json.dumps(data, sort_keys=True))
     except (TypeError, ValueError, IndexError) as exc:
         raise FormatError(f"mapping: {exc}", path) from None
 
 
 def load_mapping(path_or_name: str | os.PathLike) -> Mapping:
-    """Read a mapping JSON file, or a shipped one by name ('daz57', 'cc141', 'asf38')."""
+    """Read a mapping JSON file, or a shipped one by name ('daz57', 'cc141', 'asf38', 'deepmimic15', 'max31')."""
     p = Path(path_or_name)
     if not p.is_file() and (MAPPINGS_DIR / f"{path_or_name}.json").is_file():
         p = MAPPINGS_DIR / f"{path_or_name}.json"
@@ -198,6 +215,19 @@ def _extend_zero_bones(bvh: BVH, spec: dict[str, tuple[str, ...]]) -> BVH:
             if np.linalg.norm(offsets[k]) < 1e-6:
                 offsets[k] = bone
     return dataclasses.replace(bvh, offsets=offsets)
+
+
+def _add_virtual_joints(bvh: BVH, spec: dict[str, tuple[str, tuple[float, float, float]]]) -> BVH:
+    """``bvh`` with each virtual joint appended as a channel-less child of its parent (as an End Site)."""
+    clash = sorted(set(spec) & set(bvh.names))
+    if clash:
+        raise FormatError(f"virtual joint(s) {', '.join(clash)}: the file already has joint(s) of that name",
+                          bvh.path)
+    names = bvh.names + tuple(spec)
+    parents = np.concatenate([bvh.parents, [bvh.index(parent) for parent, _ in spec.values()]])
+    offsets = np.concatenate([bvh.offsets, np.array([off for _, off in spec.values()], np.float64)])
+    channels = bvh.channels + ((),) * len(spec)
+    return dataclasses.replace(bvh, names=names, parents=parents, offsets=offsets, channels=channels)
 
 
 def _head_rotation(mapping: Mapping, bvh: BVH, pos: np.ndarray, rot: np.ndarray) -> np.ndarray:
@@ -236,6 +266,8 @@ def map_bvh_with(bvh: BVH, mapping: Mapping, path: str = "", subject: str = "", 
                           path or bvh.path)
     if mapping.extend_zero_bones:
         bvh = _extend_zero_bones(bvh, mapping.extend_zero_bones)
+    if mapping.virtual_joints:
+        bvh = _add_virtual_joints(bvh, mapping.virtual_joints)
     pos, rot = forward_kinematics(bvh, return_rotations=True)
     pos = pos * mapping.units_to_m
     if mapping.up == "z":
@@ -491,9 +523,8 @@ class Sources:
             if left is not None and left <= 0:
                 break
             if not self.mappings:
-                n_in = sum(1 for _, _, g in self._bvh_items() if g in groups)
-                if n_in == 0:
-                    continue
+                if not any(r == Path(root) and g in groups for r, _, g in self._bvh_items()):
+                    continue  # this folder holds none of the groups (another one given may)
                 s = load_split(root, groups, left, cache_dir)
             else:
                 s = self._load_mapped(Path(root), groups, left, cache_dir)
