@@ -77,15 +77,24 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"input_normalisation: expected one of {NORMALISATIONS}, got {cfg['input_normalisation']!r}")
     for key, default in (("fps", None), ("bn_eps", DEFAULT_BN_EPS)):
         value = cfg.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{key}: expected a positive number, got {value!r}")
-        cfg[key] = float(value)
+        # JSON integers have no size limit: one too large for a float is out of range, not an OverflowError
+        number = float(value) if isinstance(value, float) or (isinstance(value, int) and abs(value) < 2**1000) \
+            else math.nan
+        if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+            raise ValueError(f"{key}: expected a positive number, got {_short(value)}")
+        cfg[key] = number
     for key, default in (("in_layout", "coco"), ("out_layout", "h36m")):
         value = cfg.get(key, default)
         if not isinstance(value, str):
             raise ValueError(f"{key}: expected a string, got {value!r}")
         cfg[key] = value
     return cfg
+
+
+def _short(value: Any) -> str:
+    """repr for an error message, cut short: a config value can be a number of thousands of digits."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def member_prefixes(config: Mapping[str, Any]) -> list[str]:
@@ -123,8 +132,12 @@ def check_tensors(config: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) 
 
     ``*.num_batches_tracked`` (a training counter in torch state dicts) is ignored.
     """
-    shapes = expected_shapes(config)
     names = {k for k in tensors if not k.endswith(".num_batches_tracked")}
+    members, per_network = int(config.get("members", 1)), len(_network_shapes(config))
+    if members * per_network > len(names):  # before listing the names: a config may claim a million members
+        raise ValueError(f"the config describes {members} network(s) of {per_network} tensors, the file holds "
+                         f"{len(names)} tensors")
+    shapes = expected_shapes(config)
     missing = sorted(set(shapes) - names)
     if missing:
         raise ValueError(f"tensors missing for this config: {', '.join(missing[:6])}"
