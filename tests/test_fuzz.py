@@ -483,6 +483,24 @@ def test_lifter_config_numbers_out_of_range(seeds, change, tmp_path):
     assert isinstance(_check_lifter(path), WildposeError)
 
 
+def test_lifter_with_a_receptive_field_of_days_is_refused(tmp_path):
+    """A small, well-formed lifter file whose config asks for 3**11 frames of context: lifting would pad every
+    track by as many frames (gigabytes for a file of kilobytes). Refused when loaded, naming the config."""
+    import hashlib
+
+    from safetensors.numpy import save_file
+
+    config = {**LIFTER_CONFIG, "filter_widths": [3] * 11, "channels": 2, "format": "wildpose-lifter", "version": 1}
+    rng = np.random.default_rng(3)
+    tensors = {name: rng.uniform(0.5, 1.0, shape).astype(np.float32)
+               for name, shape in expected_shapes({**config, "members": 1}).items()}
+    save_file(tensors, str(tmp_path / "deep.safetensors"))
+    config["sha256"] = hashlib.sha256((tmp_path / "deep.safetensors").read_bytes()).hexdigest()
+    (tmp_path / "deep.json").write_text(json.dumps(config))
+    error = _check_lifter(tmp_path / "deep.safetensors")
+    assert isinstance(error, WildposeError) and "receptive field" in str(error)
+
+
 @pytest.mark.parametrize("text", [
     b'{"format": "wildpose-lifter", "fps": ' + b"1" * 5000 + b"}",  # past Python's 4300-digit limit for int()
     b"[" * 100000 + b"]" * 100000,  # deeper than the JSON decoder's recursion

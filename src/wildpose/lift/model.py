@@ -29,6 +29,8 @@ FORMAT_NAME = "wildpose-lifter"
 FORMAT_VERSION = 1
 NORMALISATIONS = ("screen", "focal", "crop")
 DEFAULT_BN_EPS = 1e-5
+# the reference's largest model sees 243 frames; 100,000 (about an hour at 30 fps) bounds what a config may ask
+MAX_RECEPTIVE_FIELD = 100_000
 # largest temporary (the stacked-taps matrix of one layer) per chunk: bounds memory on long tracks; chunks
 # of 1,000-3,000 frames ran fastest on a 2-core EPYC (bigger ones fall out of cache, smaller ones repeat
 # more of the field - 1 overlap)
@@ -61,6 +63,10 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
             or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 and w % 2 == 1 for w in widths)):
         raise ValueError(f"filter_widths: expected a non-empty list of odd positive integers, got {widths!r}")
     cfg["filter_widths"] = [int(w) for w in widths]
+    field = math.prod(cfg["filter_widths"])
+    if field > MAX_RECEPTIVE_FIELD:  # the input is padded by the field: a tiny file could ask for terabytes
+        raise ValueError(f"filter_widths: a receptive field of {_short(field)} frames, more than the "
+                         f"{MAX_RECEPTIVE_FIELD} any lifter needs")
     for key in ("channels", "in_joints", "out_joints"):
         value = cfg[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -133,10 +139,15 @@ def check_tensors(config: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) 
     ``*.num_batches_tracked`` (a training counter in torch state dicts) is ignored.
     """
     names = {k for k in tensors if not k.endswith(".num_batches_tracked")}
-    members, per_network = int(config.get("members", 1)), len(_network_shapes(config))
-    if members * per_network > len(names):  # before listing the names: a config may claim a million members
-        raise ValueError(f"the config describes {members} network(s) of {per_network} tensors, the file holds "
-                         f"{len(names)} tensors")
+    one, members = _network_shapes(config), int(config.get("members", 1))
+    if members * len(one) > len(names):
+        # some are missing. A config may claim a million members: list the names of only as many networks as
+        # the file could hold, plus one, and count the rest
+        prefixes = [""] if members == 1 else [f"members.{i}." for i in range(min(members, len(names) // len(one) + 1))]
+        missing = sorted({p + n for p in prefixes for n in one} - names)
+        count = members * len(one) - sum(_is_member_tensor(n, one, members) for n in names)
+        raise ValueError(f"tensors missing for this config: {', '.join(missing[:6])}"
+                         + (f" and {count - 6} more" if count > 6 else ""))
     shapes = expected_shapes(config)
     missing = sorted(set(shapes) - names)
     if missing:
@@ -152,6 +163,15 @@ def check_tensors(config: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) 
             raise ValueError(f"tensor {name}: shape {got} does not match the config, which needs {shape}")
         if not np.all(np.isfinite(tensors[name])):
             raise ValueError(f"tensor {name}: contains NaN or infinity")
+
+
+def _is_member_tensor(name: str, one: Mapping[str, Any], members: int) -> bool:
+    """Whether ``name`` is one of the tensors of a config of ``members`` networks with tensors ``one``."""
+    if members == 1:
+        return name in one
+    head, _, rest = name.partition(".")
+    index, _, rest = rest.partition(".")
+    return head == "members" and index.isdigit() and int(index) < members and rest in one
 
 
 class _Layer:
