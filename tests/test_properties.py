@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tempfile
 from collections import Counter
 from fractions import Fraction
@@ -39,6 +40,8 @@ from wildpose.pipeline import lift_tracks
 from wildpose.track import Tracker, TrackerConfig, _covered, _interpolate, track_people
 from wildpose.types import Camera, People2D, Result, Tracks
 
+# WILDPOSE_HYPOTHESIS_SCALE=20 runs twenty times the examples (a deeper search, by hand; CI runs 1)
+SCALE = max(1, int(os.environ.get("WILDPOSE_HYPOTHESIS_SCALE", "1")))
 PROFILE = settings(derandomize=True, database=None, deadline=None, print_blob=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                           HealthCheck.function_scoped_fixture])
@@ -90,7 +93,7 @@ def _tracks_2d(draw):
     return kp, (width, height), fps, timestamps, focal, principal
 
 
-@settings(PROFILE, max_examples=50)
+@settings(PROFILE, max_examples=SCALE * 50)
 @given(track=_tracks_2d(), which=st.sampled_from(["default", "causal"]), flip=st.booleans(), refine=st.booleans())
 def test_lift_gives_finite_poses_for_any_track(lifters, track, which, flip, refine):
     """Any length (1, 2, under the receptive field, longer), frame rate, image size, lens, clock, a person in
@@ -103,7 +106,7 @@ def test_lift_gives_finite_poses_for_any_track(lifters, track, which, flip, refi
     assert (poses[:, 0] == 0).all()
 
 
-@settings(PROFILE, max_examples=25)
+@settings(PROFILE, max_examples=SCALE * 25)
 @given(n=st.integers(1, 60), bad=st.data())
 def test_lift_refuses_missing_frames_naming_the_argument(lifters, n, bad):
     """A track with NaN or infinite keypoints in some frames is refused with a ValueError that names
@@ -151,7 +154,7 @@ def _gappy_tracks(draw):
     return tracks, fps
 
 
-@settings(PROFILE, max_examples=20)
+@settings(PROFILE, max_examples=SCALE * 20)
 @given(data=_gappy_tracks())
 def test_lift_tracks_with_missing_frames_gives_a_pose_per_row(lifters, data):
     """The pipeline's lifting of tracks with holes: every run of consecutive frames is lifted on its own clock,
@@ -161,7 +164,7 @@ def test_lift_tracks_with_missing_frames_gives_a_pose_per_row(lifters, data):
     assert poses.shape == (tracks.num_rows, 17, 3) and np.isfinite(poses).all()
 
 
-@settings(PROFILE, max_examples=40)
+@settings(PROFILE, max_examples=SCALE * 40)
 @given(n=st.integers(1, 40), fps=st.floats(1e-3, 1e4), step=st.floats(-1.0, 1.0))
 def test_check_timestamps(n, fps, step):
     """No timestamps: arange / fps; given ones are kept only if finite and strictly increasing."""
@@ -249,7 +252,7 @@ def _valid(people: People2D, config: TrackerConfig) -> np.ndarray:
     return finite & (people.scores >= config.low_score)
 
 
-@settings(PROFILE, max_examples=40)
+@settings(PROFILE, max_examples=SCALE * 40)
 @given(scene=_scenes(), config=_CONFIGS)
 def test_online_tracker_ids(scene, config):
     """Frame by frame: ids within a frame are distinct; broken or too-low detections get -1; low-score ones only
@@ -276,7 +279,7 @@ def _rows_of(tracks: Tracks, p: int) -> np.ndarray:
     return np.arange(tracks.track(p).start, tracks.track(p).stop)
 
 
-@settings(PROFILE, max_examples=60)
+@settings(PROFILE, max_examples=SCALE * 60)
 @given(scene=_scenes(), config=_CONFIGS)
 def test_track_people_bookkeeping(scene, config):
     """Whole video: ids unique (1..P in order of first appearance); each track in a frame at most once; every
@@ -320,7 +323,7 @@ def test_track_people_bookkeeping(scene, config):
             assert count <= available[key], f"frame {t}: a detection is in {count} tracks, or was never detected"
 
 
-@settings(PROFILE, max_examples=25)
+@settings(PROFILE, max_examples=SCALE * 25)
 @given(scene=_scenes(max_people=3))
 def test_single_mode_is_one_track_over_every_frame(scene):
     """The reference's behaviour: the best person of each frame, one track over all frames (or none)."""
@@ -346,7 +349,7 @@ _times = st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=30
     lambda v: np.sort(np.array(v, np.float64))).filter(lambda t: len(t) < 2 or np.diff(t).min() > 1e-6)
 
 
-@settings(PROFILE, max_examples=80)
+@settings(PROFILE, max_examples=SCALE * 80)
 @given(times=_times, data=st.data())
 def test_lift_resample(times, data):
     """lift.resample: the samples come back at their own times, linear motion is reproduced, every value lies
@@ -374,7 +377,7 @@ def test_lift_resample(times, data):
                        atol=1e-3 * (1 + abs(slope) * (abs(lo_t) + abs(hi_t))), rtol=1e-4)
 
 
-@settings(PROFILE, max_examples=80)
+@settings(PROFILE, max_examples=SCALE * 80)
 @given(times=_times, data=st.data())
 def test_export_resample_keeps_gaps(times, data):
     """export.sampling.resample: NaN outside the samples' span and next to a NaN sample (a gap stays a gap),
@@ -402,7 +405,7 @@ def test_export_resample_keeps_gaps(times, data):
             assert (row[~gap] >= lo - 1e-6 * (1 + abs(lo))).all() and (row[~gap] <= hi + 1e-6 * (1 + abs(hi))).all()
 
 
-@settings(PROFILE, max_examples=80)
+@settings(PROFILE, max_examples=SCALE * 80)
 @given(times=_times, fps=st.floats(0.1, 1000.0))
 def test_uniform_grid(times, fps):
     """The export grid: starts at the first frame, one period apart, ends within a period of the last frame."""
@@ -415,7 +418,7 @@ def test_uniform_grid(times, fps):
     assert is_uniform(uniform, fps)
 
 
-@settings(PROFILE, max_examples=80)
+@settings(PROFILE, max_examples=SCALE * 80)
 @given(data=st.data())
 def test_track_gap_filling(data):
     """track._covered and _interpolate: a track's rows are its detections plus every frame of each gap of at
@@ -442,7 +445,7 @@ def test_track_gap_filling(data):
     assert (out >= lo - 1e-3).all() and (out <= hi + 1e-3).all()
 
 
-@settings(PROFILE, max_examples=40)
+@settings(PROFILE, max_examples=SCALE * 40)
 @given(data=st.data())
 def test_fill_single_track(data):
     """The reference's 2D preparation: the top-scoring person where anyone is, interpolation between, edges
@@ -468,7 +471,7 @@ def test_fill_single_track(data):
     assert np.array_equal(xy[found[-1]:], np.broadcast_to(xy[found[-1]], xy[found[-1]:].shape))
 
 
-@settings(PROFILE, max_examples=60)
+@settings(PROFILE, max_examples=SCALE * 60)
 @given(fps=st.floats(1e-6, 1e6))
 def test_video_rate_fraction(fps):
     """The encoder's frame rate: a positive fraction within a frame in 1001 of the asked rate (NTSC rates
@@ -528,7 +531,7 @@ def _same(a, b) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
 
 
-@settings(PROFILE, max_examples=50)
+@settings(PROFILE, max_examples=SCALE * 50)
 @given(result=_results(), compress=st.booleans())
 def test_result_round_trip_everything(result, compress):
     """save_result then load_result: every array bit-for-bit (NaN and infinities too), the dtypes the format
@@ -555,7 +558,7 @@ def test_result_round_trip_everything(result, compress):
         assert _same(value, back.extras[key]), key
 
 
-@settings(PROFILE, max_examples=30)
+@settings(PROFILE, max_examples=SCALE * 30)
 @given(result=_results(), fps=st.floats(allow_nan=False), size=st.tuples(st.integers(1, 10**6), st.integers(1, 10**6)))
 def test_tracks_and_vp3d_round_trip(result, fps, size):
     """The 2D file (save_tracks/load_tracks) and the reference's --viz-export .npy give back what was written."""
