@@ -380,8 +380,13 @@ def test_plain_npz_with_other_content(seeds, seed, data):
     arrays = data.draw(edited(_arrays(seeds[seed]), values=_small_arrays))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / seed
-        write_npz(path, {str(k): np.asarray(v) for k, v in arrays.items() if str(k)})
-        check_reader(NPZ_READERS[seed], path)
+        written = {str(k): np.asarray(v) for k, v in arrays.items() if str(k)}
+        write_npz(path, written)
+        loaded = check_reader(NPZ_READERS[seed], path)
+    if not isinstance(loaded, WildposeError):  # accepted: nothing was cast that cannot be cast without loss
+        for key, kinds in {"keypoints_2d": "f", "track_ids": "iu", "track_lengths": "iu", "frame_index": "iu",
+                           "interpolated": "b", "image_size": "iu"}.items():
+            assert written[key].dtype.kind in kinds, f"{key} of dtype {written[key].dtype} was accepted"
 
 
 def _object_members(data: bytes) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..types import Tracks
-from .result import _one_line, _open_npz, _reason
+from .result import _KINDS, _one_line, _open_npz, _reason
 from .safe_pickle import write_npz
 
 FORMAT_VERSION = 2
@@ -55,6 +55,8 @@ def load_tracks(path: str | os.PathLike) -> tuple[Tracks, float, tuple[int, int]
                 raise FormatError(f"{k!r} is unreadable ({_reason(exc)})", path) from None
             if not isinstance(arrays[k], np.ndarray):
                 raise FormatError(f"member {k!r} is not an .npy array", path)
+            if arrays[k].dtype.kind not in _KINDS[k]:  # as load_result: no silent cast of complex ids, say
+                raise FormatError(f"{k!r} has dtype {arrays[k].dtype}", path)
     try:
         if not sparse:
             tracks = Tracks.from_dense(arrays["keypoints_2d"], arrays["track_ids"], arrays["interpolated"],
