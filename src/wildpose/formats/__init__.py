@@ -41,5 +41,6 @@ def read_json(path, what: str):
         return json.loads(Path(path).read_text())
     except OSError as exc:
         raise FormatError(f"cannot read {what} ({exc.strerror or exc})", path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    # ValueError covers JSONDecodeError, UnicodeDecodeError and an integer of more than 4300 digits
+    except (ValueError, RecursionError) as exc:
         raise FormatError(f"{what} is not valid JSON ({exc})", path) from None

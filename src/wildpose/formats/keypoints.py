@@ -9,12 +9,13 @@ keypoints_2d (P, T, 17, 3) NaN where absent, interpolated (P, T), no format_vers
 from __future__ import annotations
 
 import os
-import zipfile
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import FormatError
 from ..types import Tracks
+from .result import _KINDS, _one_line, _open_npz, _reason
 from .safe_pickle import write_npz
 
 FORMAT_VERSION = 2
@@ -35,20 +36,27 @@ def load_tracks(path: str | os.PathLike) -> tuple[Tracks, float, tuple[int, int]
     """Read a file written by save_tracks (format 2, or 0.1's format 1) -> (tracks, fps, (w, h)).
 
     FormatError naming the file on anything else."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            sparse = "format_version" in data.files
-            keys = KEYS + (SPARSE_KEYS if sparse else ())
-            missing = [k for k in keys if k not in data.files]
-            if missing:
-                raise FormatError(f"not a wildpose 2D keypoints file (missing {', '.join(missing)})", path)
-            arrays = {k: data[k] for k in keys}
-    except FormatError:
-        raise
-    except FileNotFoundError:
-        raise FormatError("no such file", path) from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise FormatError(f"cannot read as .npz ({exc})", path) from None
+    with _open_npz(Path(path)) as data:  # FormatError for a missing file, an .npy, anything not a zip
+        sparse = "format_version" in data.files
+        keys = KEYS + (SPARSE_KEYS if sparse else ())
+        missing = [k for k in keys if k not in data.files]
+        if missing:
+            raise FormatError(f"not a wildpose 2D keypoints file (missing {', '.join(missing)})", path)
+        arrays = {}
+        for k in keys:
+            try:
+                arrays[k] = data[k]
+            except ValueError as exc:
+                what = "a pickled object array (refused: pickle can run code)" if "allow_pickle" in str(exc) else \
+                    f"unreadable ({_reason(exc)})"
+                raise FormatError(f"{k!r} is {what}", path) from None
+            # a damaged member makes zlib, zipfile and numpy's header parser raise almost anything
+            except Exception as exc:  # noqa: BLE001
+                raise FormatError(f"{k!r} is unreadable ({_reason(exc)})", path) from None
+            if not isinstance(arrays[k], np.ndarray):
+                raise FormatError(f"member {k!r} is not an .npy array", path)
+            if arrays[k].dtype.kind not in _KINDS[k]:  # as load_result: no silent cast of complex ids, say
+                raise FormatError(f"{k!r} has dtype {arrays[k].dtype}", path)
     try:
         if not sparse:
             tracks = Tracks.from_dense(arrays["keypoints_2d"], arrays["track_ids"], arrays["interpolated"],
@@ -60,6 +68,9 @@ def load_tracks(path: str | os.PathLike) -> tuple[Tracks, float, tuple[int, int]
             tracks = Tracks(arrays["track_ids"], arrays["track_lengths"], arrays["frame_index"],
                             arrays["timestamps"], arrays["keypoints_2d"], arrays["interpolated"])
         w, h = (int(v) for v in np.asarray(arrays["image_size"]).reshape(2))
+        if arrays["fps"].shape != ():
+            raise ValueError(f"fps: expected one number, got shape {arrays['fps'].shape}")
+        fps = float(arrays["fps"])
     except (ValueError, TypeError) as exc:
-        raise FormatError(str(exc), path) from None
-    return tracks, float(arrays["fps"]), (w, h)
+        raise FormatError(_one_line(exc), path) from None
+    return tracks, fps, (w, h)

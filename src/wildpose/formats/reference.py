@@ -44,6 +44,12 @@ def _item(data: dict, key: str, path) -> Any:
     return arr.item()
 
 
+def _short(value: Any) -> str:
+    """A value's repr on one line and cut short, for an error message (arrays print over several lines)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _person_class(entry: Any, what: str, t: int, path) -> Any:
     """Detectron stores per class ``[background, person]``; return the person entry."""
     if isinstance(entry, np.ndarray) and entry.dtype.hasobject:
@@ -100,7 +106,8 @@ def read_detectron_npz(path: str | os.PathLike) -> tuple[list[People2D], dict]:
     try:
         metadata = {**metadata, "w": int(metadata["w"]), "h": int(metadata["h"])}
     except (TypeError, ValueError):
-        raise FormatError(f"metadata w/h are not integers: {metadata['w']!r}, {metadata['h']!r}", path) from None
+        raise FormatError(f"metadata w/h are not integers: {_short(metadata['w'])}, {_short(metadata['h'])}",
+                          path) from None
 
     people: list[People2D] = []
     for t in range(len(boxes)):

@@ -37,7 +37,6 @@ a person is absent, no ``format_version``) still load, into the same sparse ``Re
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -140,8 +139,20 @@ def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
         raise FormatError(f"not an .npz file ({what})", path)
     try:
         return np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise FormatError(f"not a readable .npz file ({exc})", path) from None
+    # a damaged archive makes zipfile raise more than BadZipFile (NotImplementedError, struct.error, ...)
+    except Exception as exc:  # noqa: BLE001
+        raise FormatError(f"not a readable .npz file ({_reason(exc)})", path) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (numpy prints arrays over several)."""
+    return " ".join(str(exc).split())
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying what went wrong, with the exception's type (for errors from numpy, zipfile, zlib)."""
+    text = _one_line(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _read_all(path: Path) -> dict[str, np.ndarray]:
@@ -149,14 +160,19 @@ def _read_all(path: Path) -> dict[str, np.ndarray]:
     with _open_npz(path) as npz:
         for key in npz.files:
             try:
-                arrays[key] = npz[key]
+                value = npz[key]
             except ValueError as exc:
                 if "allow_pickle" in str(exc):
                     raise FormatError(f"{key!r} is a pickled object array (refused: pickle can run code)",
                                       path) from None
-                raise FormatError(f"{key!r} is unreadable ({exc})", path) from None
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise FormatError(f"{key!r} is unreadable ({exc})", path) from None
+                raise FormatError(f"{key!r} is unreadable ({_reason(exc)})", path) from None
+            # a damaged member makes zlib, zipfile and numpy's header parser raise almost anything (zlib.error,
+            # SyntaxError, tokenize.TokenError, MemoryError for a header claiming terabytes, ...)
+            except Exception as exc:  # noqa: BLE001
+                raise FormatError(f"{key!r} is unreadable ({_reason(exc)})", path) from None
+            if not isinstance(value, np.ndarray):  # a member that is not an .npy file: numpy gives its bytes
+                raise FormatError(f"member {key!r} is not an .npy array", path)
+            arrays[key] = value
     return arrays
 
 
@@ -265,7 +281,7 @@ def load_result(path: str | os.PathLike) -> Result:
                       trajectory=arrays.get("trajectory"), poses_world=arrays.get("poses_world"),
                       camera=camera, extras=extras)
     except ValueError as exc:  # the layout (lengths, frame order) is checked by TrackRows
-        raise FormatError(str(exc), path) from None
+        raise FormatError(_one_line(exc), path) from None
 
 
 def save_vp3d_export(poses: np.ndarray, path: str | os.PathLike) -> None:
@@ -316,9 +332,9 @@ def load_vp3d_export(path: str | os.PathLike) -> np.ndarray:
     except ValueError as exc:
         if "allow_pickle" in str(exc):
             raise FormatError("holds a pickled object array (refused: pickle can run code)", path) from None
-        raise FormatError(f"unreadable .npy ({exc})", path) from None
-    except (OSError, EOFError) as exc:
-        raise FormatError(f"unreadable .npy ({exc})", path) from None
+        raise FormatError(f"unreadable .npy ({_reason(exc)})", path) from None
+    except Exception as exc:  # noqa: BLE001 - the header parser's SyntaxError, MemoryError for a huge shape, ...
+        raise FormatError(f"unreadable .npy ({_reason(exc)})", path) from None
     if poses.dtype.kind not in "fiu" or poses.ndim != 3 or poses.shape[1:] != (17, 3):
         raise FormatError(f"expected (T, 17, 3) numbers, got {poses.dtype} {poses.shape}", path)
     return poses.astype(np.float32, copy=False)

@@ -115,6 +115,8 @@ def convert_checkpoint(ckpt_path: str | os.PathLike, out_path: str | os.PathLike
     state = _state_dict(checkpoint, key, ckpt_path)
     tensors: dict[str, np.ndarray] = {}
     for name, value in state.items():
+        if not isinstance(name, str):
+            raise FormatError(f"state dict key {name!r} is not a tensor name", ckpt_path)
         if name.endswith(".num_batches_tracked"):
             continue
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():

@@ -29,6 +29,8 @@ FORMAT_NAME = "wildpose-lifter"
 FORMAT_VERSION = 1
 NORMALISATIONS = ("screen", "focal", "crop")
 DEFAULT_BN_EPS = 1e-5
+# the reference's largest model sees 243 frames; 100,000 (about an hour at 30 fps) bounds what a config may ask
+MAX_RECEPTIVE_FIELD = 100_000
 # largest temporary (the stacked-taps matrix of one layer) per chunk: bounds memory on long tracks; chunks
 # of 1,000-3,000 frames ran fastest on a 2-core EPYC (bigger ones fall out of cache, smaller ones repeat
 # more of the field - 1 overlap)
@@ -61,6 +63,10 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
             or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 and w % 2 == 1 for w in widths)):
         raise ValueError(f"filter_widths: expected a non-empty list of odd positive integers, got {widths!r}")
     cfg["filter_widths"] = [int(w) for w in widths]
+    field = math.prod(cfg["filter_widths"])
+    if field > MAX_RECEPTIVE_FIELD:  # the input is padded by the field: a tiny file could ask for terabytes
+        raise ValueError(f"filter_widths: a receptive field of {_short(field)} frames, more than the "
+                         f"{MAX_RECEPTIVE_FIELD} any lifter needs")
     for key in ("channels", "in_joints", "out_joints"):
         value = cfg[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -77,15 +83,24 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"input_normalisation: expected one of {NORMALISATIONS}, got {cfg['input_normalisation']!r}")
     for key, default in (("fps", None), ("bn_eps", DEFAULT_BN_EPS)):
         value = cfg.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{key}: expected a positive number, got {value!r}")
-        cfg[key] = float(value)
+        # JSON integers have no size limit: one too large for a float is out of range, not an OverflowError
+        number = float(value) if isinstance(value, float) or (isinstance(value, int) and abs(value) < 2**1000) \
+            else math.nan
+        if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+            raise ValueError(f"{key}: expected a positive number, got {_short(value)}")
+        cfg[key] = number
     for key, default in (("in_layout", "coco"), ("out_layout", "h36m")):
         value = cfg.get(key, default)
         if not isinstance(value, str):
             raise ValueError(f"{key}: expected a string, got {value!r}")
         cfg[key] = value
     return cfg
+
+
+def _short(value: Any) -> str:
+    """repr for an error message, cut short: a config value can be a number of thousands of digits."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def member_prefixes(config: Mapping[str, Any]) -> list[str]:
@@ -123,8 +138,17 @@ def check_tensors(config: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) 
 
     ``*.num_batches_tracked`` (a training counter in torch state dicts) is ignored.
     """
-    shapes = expected_shapes(config)
     names = {k for k in tensors if not k.endswith(".num_batches_tracked")}
+    one, members = _network_shapes(config), int(config.get("members", 1))
+    if members * len(one) > len(names):
+        # some are missing. A config may claim a million members: list the names of only as many networks as
+        # the file could hold, plus one, and count the rest
+        prefixes = [""] if members == 1 else [f"members.{i}." for i in range(min(members, len(names) // len(one) + 1))]
+        missing = sorted({p + n for p in prefixes for n in one} - names)
+        count = members * len(one) - sum(_is_member_tensor(n, one, members) for n in names)
+        raise ValueError(f"tensors missing for this config: {', '.join(missing[:6])}"
+                         + (f" and {count - 6} more" if count > 6 else ""))
+    shapes = expected_shapes(config)
     missing = sorted(set(shapes) - names)
     if missing:
         raise ValueError(f"tensors missing for this config: {', '.join(missing[:6])}"
@@ -139,6 +163,15 @@ def check_tensors(config: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) 
             raise ValueError(f"tensor {name}: shape {got} does not match the config, which needs {shape}")
         if not np.all(np.isfinite(tensors[name])):
             raise ValueError(f"tensor {name}: contains NaN or infinity")
+
+
+def _is_member_tensor(name: str, one: Mapping[str, Any], members: int) -> bool:
+    """Whether ``name`` is one of the tensors of a config of ``members`` networks with tensors ``one``."""
+    if members == 1:
+        return name in one
+    head, _, rest = name.partition(".")
+    index, _, rest = rest.partition(".")
+    return head == "members" and index.isdigit() and int(index) < members and rest in one
 
 
 class _Layer:

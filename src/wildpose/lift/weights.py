@@ -71,7 +71,8 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         raise ModelError(f"cannot read the lifter config: {exc}", json_path) from None
     try:
         config = json.loads(text)
-    except json.JSONDecodeError as exc:
+    # JSONDecodeError, and ValueError for an integer of more than 4300 digits; RecursionError for deep nesting
+    except (ValueError, RecursionError) as exc:
         raise ModelError(f"not valid JSON: {exc}", json_path) from None
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
         raise ModelError(f"not a wildpose lifter config (expected \"format\": \"{FORMAT_NAME}\")", json_path)
