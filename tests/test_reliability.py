@@ -363,3 +363,18 @@ def test_killed_batches_resume_to_complete_outputs(clips, tmp_path):
     assert f"{clips[1]}: up to date" not in done.stdout and _complete(out / "second")
     done = subprocess.run([*argv, "--resume", "--no-refine"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "up to date" not in done.stdout
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """Files get the mode any file the user makes gets, also where a library replaces the temporary file with its
+    own (safetensors writes 0600 files)."""
+    from wildpose.lift.weights import _read_tensors, default_model_path, read_config, save_lifter
+
+    shipped = default_model_path()
+    previous = os.umask(0o027)
+    try:
+        path = save_lifter(tmp_path / "mine.safetensors", _read_tensors(shipped), read_config(shipped))
+    finally:
+        os.umask(previous)
+    for written in (path, path.with_suffix(".json")):
+        assert oct(written.stat().st_mode & 0o777) == oct(0o640), written.name

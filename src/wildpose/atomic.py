@@ -40,9 +40,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
                                dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the user's usual mode
+    mode = 0o666 & ~_umask()  # mkstemp makes 0600 files; outputs get the user's usual mode
+    os.chmod(tmp_path, mode)
     try:
         yield tmp_path
+        # again: some writers replace the file they are given by one of their own (safetensors does, 0600)
+        os.chmod(tmp_path, mode)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -81,7 +81,9 @@ class JsonLinesWriter:
             return
         self._file.close()
         if keep:
-            os.chmod(self._tmp, 0o644)
+            from wildpose.atomic import _umask
+
+            os.chmod(self._tmp, 0o666 & ~_umask())  # the user's usual mode, not mkstemp's 0600
             os.replace(self._tmp, self.path)
         else:
             with contextlib.suppress(FileNotFoundError):
