@@ -326,13 +326,15 @@ def test_killed_batches_resume_to_complete_outputs(clips, tmp_path):
     """SIGINT after the first output and SIGKILL while another is half-written, at a random moment; then `--resume`
     finishes the batch: the first output skipped, every output complete, no temporary folder left."""
     out = tmp_path / "batch"
-    argv = [*WILDPOSE, "run", *map(str, clips), "-o", str(out)]
+    # with the render, an output's temporary folder exists long enough (its frames are written into it) for a
+    # kill to land while it is there on a fast machine too
+    argv = [*WILDPOSE, "run", *map(str, clips), "-o", str(out), "--render"]
     rng = np.random.default_rng()
 
     # Ctrl-C once the first output is there, after a random extra moment: exit 130, nothing partial left behind
     run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: (out / "first" / "manifest.json").exists(), run)
-    time.sleep(rng.uniform(0, 0.5))
+    time.sleep(rng.uniform(0, 0.3))
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130, err
@@ -343,7 +345,7 @@ def test_killed_batches_resume_to_complete_outputs(clips, tmp_path):
     # cannot clean up)
     run = subprocess.Popen([*argv, "--resume"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for(lambda: any(".partial." in p.name for p in out.iterdir()), run)
-    time.sleep(rng.uniform(0, 0.3))
+    time.sleep(rng.uniform(0, 0.1))
     run.kill()
     run.wait(timeout=60)
     assert run.returncode == -signal.SIGKILL
