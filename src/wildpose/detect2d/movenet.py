@@ -183,6 +183,18 @@ class MoveNetMultiPose:
         """Every candidate (score >= ``candidate_threshold``) after tiling and refinement, before the final
         ``score_threshold``; sorted by score. ``__call__`` is this, thresholded."""
         image = check_image(image)
+        people, scale = self.discover(image)
+        if self.refine:
+            people = refine_people(self.run_model, image, people, scale, self.crop)
+            # in a crowd two crops can settle on the same runner
+            people = suppress_duplicates(people)
+        return people[np.argsort(-people.scores, kind="stable")]
+
+    def discover(self, image: np.ndarray) -> tuple[People2D, float]:
+        """The bottom-up passes only: the full frame, and tiles where ``tiles`` asks for them. Returns the
+        candidates (score >= ``candidate_threshold``, unsorted) and the largest model scale used (model-input
+        pixels per image pixel)."""
+        image = check_image(image)
         height, width = image.shape[:2]
         people, scale = self._pass(image)
         people = people[people.scores >= self.candidate_threshold]
@@ -198,11 +210,7 @@ class MoveNetMultiPose:
             people = suppress_duplicates(
                 People2D(np.concatenate([p.keypoints for p in found]), np.concatenate([p.boxes for p in found]))
             )
-        if self.refine:
-            people = refine_people(self.run_model, image, people, scale, self.crop)
-            # in a crowd two crops can settle on the same runner
-            people = suppress_duplicates(people)
-        return people[np.argsort(-people.scores, kind="stable")]
+        return people, scale
 
     def __call__(self, image: np.ndarray) -> People2D:
         """People in ``image`` ((H, W, 3) uint8 RGB) scoring >= ``score_threshold``, best first.
