@@ -33,6 +33,9 @@ from wildpose.types import People2D
 
 # model inputs are multiples of 32 on both sides
 _MULTIPLE = 32
+# window canvases take their sides from these few values: each new input shape costs the detector an interpreter
+# (about 80 ms to create, measured), and it keeps only a few of them
+CANVAS_SIDES = (64, 128, 192, 256, 320)
 # a window's model cost: its pixels plus a fixed overhead of one invoke (about 8000 pixels' worth, measured with
 # benchmarks/bench_speed.py's --part sizes), so that merging two small windows into one pays
 _INVOKE_OVERHEAD_PX = 8000
@@ -57,7 +60,7 @@ class KeyframeConfig:
     min_iou: a window's person continues a followed one when their boxes overlap by this much.
     """
 
-    interval: int = 8
+    interval: int = 4
     person_size: int = 120
     margin: float = 0.3
     max_scale: float = 4.0
@@ -92,7 +95,8 @@ class Window:
     def canvas_size(self) -> tuple[int, int]:
         """(height, width) of the model input, multiples of 32."""
         def up(v):
-            return max(_MULTIPLE, int(np.ceil(v * self.scale / _MULTIPLE - 1e-9)) * _MULTIPLE)
+            need = v * self.scale - 1e-6
+            return next((side for side in CANVAS_SIDES if side >= need), CANVAS_SIDES[-1])
 
         return up(self.height), up(self.width)
 
@@ -105,7 +109,7 @@ class Window:
 def _window(rect: np.ndarray, scale: float, members: list[int], config: KeyframeConfig) -> Window:
     x1, y1, x2, y2 = rect
     width, height = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
-    scale = min(scale, config.max_side / width, config.max_side / height)
+    scale = min(scale, min(config.max_side, CANVAS_SIDES[-1]) / width, min(config.max_side, CANVAS_SIDES[-1]) / height)
     return Window(float(x1), float(y1), float(width), float(height), float(scale), members)
 
 

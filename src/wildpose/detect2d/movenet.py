@@ -42,8 +42,9 @@ DEFAULT_SCORE_THRESHOLD = 0.2
 DEFAULT_CANDIDATE_THRESHOLD = 0.1
 # "auto" tiling looks again with tiles when the first pass finds this many candidates (the cap is 6)
 AUTO_TILE_MIN_PEOPLE = 4
-# interpreters kept per input shape: resizing one re-plans its kernels, slower than keeping a few
-_MAX_INTERPRETERS = 4
+# interpreters kept per input shape: resizing one re-plans its kernels, slower than keeping a few (the windows
+# of detect2d.keyframes use up to 16 shapes, but a video mostly a handful)
+_MAX_INTERPRETERS = 10
 
 
 def model_archive_path() -> Path:
