@@ -21,6 +21,7 @@ videos (``pipeline.detect_video`` does).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -60,16 +61,17 @@ class KeyframeConfig:
     min_iou: a window's person continues a followed one when their boxes overlap by this much.
     """
 
-    interval: int = 4
+    interval: int = 8
     person_size: int = 120
     margin: float = 0.3
     max_scale: float = 4.0
     max_side: int = 320
     max_people: int = 5
-    max_pixels: int = 160_000
-    follow_score: float = 0.2
+    max_pixels: int = 200_000
+    follow_score: float = 0.1
     lost_score: float = 0.3
     min_iou: float = 0.3
+    motion: float = 0.5
 
     def __post_init__(self):
         if self.interval < 1:
@@ -246,6 +248,7 @@ class KeyframeDetector:
         config = self.config
         followed = self._people.scores >= config.follow_score
         follow, velocity = self._people[followed], self._velocity[followed]
+        velocity = velocity * config.motion
         expected = person_extents(follow) + np.tile(velocity, 2)
         pool, whole = self._run_windows(image, expected)
         matched = _match(follow.boxes[:, :4].astype(np.float64) + np.tile(velocity, 2), follow.scores, pool,
@@ -255,12 +258,14 @@ class KeyframeDetector:
         height, width = image.shape[:2]
         inside = (expected[:, 0] > 0) & (expected[:, 1] > 0) & (expected[:, 2] < width) & (expected[:, 3] < height)
         lost = ~again & (follow.scores >= config.lost_score) & inside
-        key = not len(follow) or self._since_key >= config.interval or lost.any()
-        self.lost_frames += int(bool(len(follow)) and lost.any())
         source = np.full(len(pool), -1)
         source[matched[matched >= 0]] = np.flatnonzero(matched >= 0)
         keep = (source >= 0) | whole
         pool, source = pool[keep], source[keep]
+        if lost.any():  # a second look, wider, around where each lost person was expected
+            pool, source, lost = self._look_again(image, follow, expected, velocity, lost, pool, source)
+        key = not len(follow) or self._since_key >= config.interval or lost.any()
+        self.lost_frames += int(lost.any())
         if key:
             pool, source = self._discover(image, pool, source)
             self._since_key = 1
@@ -274,12 +279,13 @@ class KeyframeDetector:
         self._update_state(people, follow, velocity, source)
         return people
 
-    def _run_windows(self, image: np.ndarray, extents: np.ndarray) -> tuple[People2D, np.ndarray]:
+    def _run_windows(self, image: np.ndarray, extents: np.ndarray,
+                     config: KeyframeConfig | None = None) -> tuple[People2D, np.ndarray]:
         """Everyone the windows around ``extents`` show (candidates, duplicates across windows removed, best
         first) and whether each lies wholly inside its window (not cut by a window edge inside the frame)."""
         height, width = image.shape[:2]
         found, interior = [People2D.empty()], [np.zeros(0, bool)]
-        for window in plan_windows(extents, self.config):
+        for window in plan_windows(extents, config or self.config):
             canvas, box = crop_window(image, window)
             people = self.detector.run_model(canvas, box)
             self.passes += 1
@@ -293,6 +299,27 @@ class KeyframeDetector:
         pool = People2D(np.concatenate([p.keypoints for p in found]), np.concatenate([p.boxes for p in found]))
         kept = unique_people(pool)  # windows overlap: one person may be in two
         return pool[kept], np.concatenate(interior)[kept]
+
+    def _look_again(self, image, follow, expected, velocity, lost, pool, source):
+        """Windows with a threefold margin around the lost people; those found again join ``pool``. Returns the
+        pool, its sources and who is still lost."""
+        index = np.flatnonzero(lost)
+        wide = dataclasses.replace(self.config, margin=3 * self.config.margin)
+        looked, _ = self._run_windows(image, expected[index], wide)
+        if len(pool) and len(looked):  # people the first windows found already are not found again
+            looked = looked[~(box_iou(looked.boxes[:, :4], pool.boxes[:, :4]) > 0.5).any(1)]
+        boxes = follow.boxes[index, :4].astype(np.float64) + np.tile(velocity[index], 2)
+        matched = _match(boxes, follow.scores[index], looked, self.config.min_iou)
+        matched[matched >= 0] = np.where(looked.scores[matched[matched >= 0]] >= self.score_threshold,
+                                         matched[matched >= 0], -1)
+        has = matched >= 0
+        if has.any():
+            pool = People2D(np.concatenate([pool.keypoints, looked.keypoints[matched[has]]]),
+                            np.concatenate([pool.boxes, looked.boxes[matched[has]]]))
+            source = np.concatenate([source, index[has]])
+        still = lost.copy()
+        still[index[has]] = False
+        return pool, source, still
 
     def _discover(self, image: np.ndarray, pool: People2D, source: np.ndarray) -> tuple[People2D, np.ndarray]:
         """A key frame: the bottom-up passes find who the windows do not know; each newcomer is looked at again
