@@ -132,7 +132,7 @@ def bench_video(path: Path, repeats: int, limit: int | None) -> None:
     decode_detect(path, bare, 5)  # warm-up: interpreters, the lifter's first allocations, imports
     for name in detectors:
         decode_detect(path, detectors[name], 30)
-        whole_run(path, options[name], detectors[name], model, 30, info.fps)
+        whole_run(path, options[name], detectors[name], model, 100, info.fps)
     det_ratio = {name: [] for name in [*detectors, *extra]}
     run_ratio = {name: [] for name in detectors}
     run_vs_acc = {name: [] for name in detectors}

@@ -47,6 +47,8 @@ class KeyframeConfig:
     """How :class:`KeyframeDetector` schedules key frames and cuts its windows.
 
     interval: a key frame (the bottom-up discovery passes) at least every this many frames.
+    idle_interval: while nobody is followed, a key frame every this many frames (someone entering is found up
+        to ``idle_interval - 1`` frames late).
     person_size: model-input pixels given to a followed person's longer side (the crop pass of a full detection
         gives 140: a 224 crop with a 30 % margin); the window is scaled so, up to ``max_scale``.
     margin: fraction of the person's longer side added on every side of their extent (how far they may move).
@@ -59,9 +61,12 @@ class KeyframeConfig:
     lost_score: a followed person who had at least this score, is not at the frame's edge and is not found
         again makes this frame a key frame.
     min_iou: a window's person continues a followed one when their boxes overlap by this much.
+    motion: the windows move ahead by this share of each person's recent motion (box centre, smoothed); a
+        whole step overshoots the noisy boxes (docs/DETECTION.md).
     """
 
     interval: int = 8
+    idle_interval: int = 1
     person_size: int = 120
     margin: float = 0.3
     max_scale: float = 4.0
@@ -74,8 +79,8 @@ class KeyframeConfig:
     motion: float = 0.5
 
     def __post_init__(self):
-        if self.interval < 1:
-            raise ValueError(f"interval: expected >= 1, got {self.interval}")
+        if self.interval < 1 or self.idle_interval < 1:
+            raise ValueError(f"interval and idle_interval: expected >= 1, got {self.interval}, {self.idle_interval}")
         if self.person_size < _MULTIPLE or self.max_side < _MULTIPLE:
             raise ValueError(f"person_size and max_side: expected >= {_MULTIPLE} pixels")
         if self.margin < 0 or self.max_scale <= 0 or self.max_people < 1 or self.max_pixels < _MULTIPLE ** 2:
@@ -264,7 +269,10 @@ class KeyframeDetector:
         pool, source = pool[keep], source[keep]
         if lost.any():  # a second look, wider, around where each lost person was expected
             pool, source, lost = self._look_again(image, follow, expected, velocity, lost, pool, source)
-        key = not len(follow) or self._since_key >= config.interval or lost.any()
+        if len(follow):
+            key = self._since_key >= config.interval or lost.any()
+        else:  # nobody to follow: search, every ``idle_interval`` frames
+            key = self._since_key >= config.idle_interval or self.key_frames == 0
         self.lost_frames += int(lost.any())
         if key:
             pool, source = self._discover(image, pool, source)
