@@ -27,7 +27,8 @@ class Preset:
 
 
 PRESETS = MappingProxyType({
-    "fast": Preset(keyframes=KeyframeConfig(interval=16, person_size=96, max_pixels=100_000, follow_score=0.2)),
+    "fast": Preset(keyframes=KeyframeConfig(interval=16, idle_interval=2, person_size=96, max_pixels=100_000,
+                                             follow_score=0.2)),
     "default": Preset(keyframes=KeyframeConfig()),
     "accurate": Preset(),
 })
