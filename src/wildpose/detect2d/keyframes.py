@@ -77,6 +77,7 @@ class KeyframeConfig:
     lost_score: float = 0.3
     min_iou: float = 0.3
     motion: float = 0.5
+    look_again_all: bool = True
 
     def __post_init__(self):
         if self.interval < 1 or self.idle_interval < 1:
@@ -262,13 +263,16 @@ class KeyframeDetector:
         again[matched >= 0] = pool.scores[matched[matched >= 0]] >= self.score_threshold
         height, width = image.shape[:2]
         inside = (expected[:, 0] > 0) & (expected[:, 1] > 0) & (expected[:, 2] < width) & (expected[:, 3] < height)
-        lost = ~again & (follow.scores >= config.lost_score) & inside
+        # everyone not found again gets a second look; those who scored well away from the edges (where
+        # people leave) and are still missing make this a key frame
+        missing = ~again if config.look_again_all else ~again & (follow.scores >= config.lost_score) & inside
         source = np.full(len(pool), -1)
         source[matched[matched >= 0]] = np.flatnonzero(matched >= 0)
         keep = (source >= 0) | whole
         pool, source = pool[keep], source[keep]
-        if lost.any():  # a second look, wider, around where each lost person was expected
-            pool, source, lost = self._look_again(image, follow, expected, velocity, lost, pool, source)
+        if missing.any():  # a second look, wider, around where each missing person was expected
+            pool, source, missing = self._look_again(image, follow, expected, velocity, missing, pool, source)
+        lost = missing & (follow.scores >= config.lost_score) & inside
         if len(follow):
             key = self._since_key >= config.interval or lost.any()
         else:  # nobody to follow: search, every ``idle_interval`` frames
