@@ -59,7 +59,8 @@ class KeyframeConfig:
         (a crowd costs a bounded number of passes).
     follow_score: people scoring at least this are followed into the next frame.
     lost_score: a followed person who had at least this score, is not at the frame's edge and is not found
-        again makes this frame a key frame.
+        again gets a second, wider look, and makes this frame a key frame if still missing. While at most
+        ``max_people`` are followed, everyone missing gets the second look.
     min_iou: a window's person continues a followed one when their boxes overlap by this much.
     motion: the windows move ahead by this share of each person's recent motion (box centre, smoothed); a
         whole step overshoots the noisy boxes (docs/DETECTION.md).
@@ -77,7 +78,6 @@ class KeyframeConfig:
     lost_score: float = 0.3
     min_iou: float = 0.3
     motion: float = 0.5
-    look_again_all: bool = True
 
     def __post_init__(self):
         if self.interval < 1 or self.idle_interval < 1:
@@ -263,9 +263,11 @@ class KeyframeDetector:
         again[matched >= 0] = pool.scores[matched[matched >= 0]] >= self.score_threshold
         height, width = image.shape[:2]
         inside = (expected[:, 0] > 0) & (expected[:, 1] > 0) & (expected[:, 2] < width) & (expected[:, 3] < height)
-        # everyone not found again gets a second look; those who scored well away from the edges (where
-        # people leave) and are still missing make this a key frame
-        missing = ~again if config.look_again_all else ~again & (follow.scores >= config.lost_score) & inside
+        # a second look for who scored well away from the edges (where people leave); among few people, for
+        # everyone (someone entering at an edge scores low); those still missing and not at an edge make this
+        # a key frame
+        confident = (follow.scores >= config.lost_score) & inside
+        missing = ~again & (confident | (len(follow) <= config.max_people))
         source = np.full(len(pool), -1)
         source[matched[matched >= 0]] = np.flatnonzero(matched >= 0)
         keep = (source >= 0) | whole
