@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -99,7 +100,7 @@ class Window:
     scale: float
     members: list[int]
 
-    @property
+    @cached_property  # asked for again and again while windows are merged
     def canvas_size(self) -> tuple[int, int]:
         """(height, width) of the model input, multiples of 32."""
         def up(v):
@@ -108,7 +109,7 @@ class Window:
 
         return up(self.height), up(self.width)
 
-    @property
+    @cached_property
     def cost(self) -> int:
         h, w = self.canvas_size
         return h * w + _INVOKE_OVERHEAD_PX
