@@ -1,22 +1,22 @@
-"""Follow people between key frames with crops driven by the previous frame's keypoints.
+"""Follow people between key frames with windows driven by the previous frame's keypoints.
 
 A full detection (the full-frame pass, tiles in crowds and the crop pass of :mod:`wildpose.detect2d.crops`) costs
-two to nine model passes a frame. Between key frames, people move a few pixels: where someone was in the previous
-frame says where to look now (the pattern of rtmlib's ``PoseTracker`` and MediaPipe's tracking mode). So on those
-frames only windows around the people already followed are run through the model, each window sized to its
-people: a lone walker is one window at his size, a crowd a few windows holding several runners each.
+two to seven model passes a frame. Between key frames, people move a few pixels: where someone was in the previous
+frame says where to look now (the pattern of rtmlib's ``PoseTracker`` and MediaPipe's tracking mode). So every
+frame runs windows around the people already followed, each window sized to its people: a lone walker is one
+window at his size, a crowd a few windows holding several runners each.
 
-A full detection runs instead when
+Key frames add the bottom-up search (the full-frame pass, and tiles where there are many candidates) for people
+not followed yet, each of whom is then looked at in a window of their own. A frame is a key frame when
 
-- it is the first frame, or ``interval`` frames have passed since the last one (someone may have entered at an
-  edge, or been hidden);
-- nobody is being followed (every frame is a key frame until someone is found);
-- someone followed with a good score (``lost_score``) is not found again by the windows: this frame is detected
-  again in full, so that a lost person costs one frame's speed, never the person.
+- ``interval`` frames have passed since the last one (someone may have entered at an edge, or been hidden);
+- nobody is being followed (every ``idle_interval`` frames until someone is found);
+- someone followed with a good score (``lost_score``), away from the frame's edges, is not found again, even by a
+  second look through a window with three times the margin.
 
 :class:`KeyframeDetector` wraps a :class:`~wildpose.detect2d.movenet.MoveNetMultiPose` and is itself a
 :class:`~wildpose.detect2d.base.Detector2D`; it keeps state from frame to frame, so call :meth:`reset` between
-videos (``pipeline.detect_video`` does).
+videos (``pipeline.detect_video`` does). Measured in ``benchmarks/bench_speed.py`` (docs/DETECTION.md).
 """
 
 from __future__ import annotations
