@@ -63,6 +63,8 @@ class KeyframeConfig:
         again gets a second, wider look, and makes this frame a key frame if still missing. While at most
         ``max_people`` are followed, everyone missing gets the second look.
     min_iou: a window's person continues a followed one when their boxes overlap by this much.
+    min_oks: a person scoring below ``lost_score`` whose keypoints moved this little alike (OKS) is no longer
+        followed (0: never dropped so).
     motion: the windows move ahead by this share of each person's recent motion (box centre, smoothed); a
         whole step overshoots the noisy boxes (docs/DETECTION.md).
     """
@@ -79,6 +81,7 @@ class KeyframeConfig:
     lost_score: float = 0.3
     min_iou: float = 0.3
     motion: float = 0.5
+    min_oks: float = 0.5
 
     def __post_init__(self):
         if self.interval < 1 or self.idle_interval < 1:
@@ -260,6 +263,7 @@ class KeyframeDetector:
         pool, whole = self._run_windows(image, expected)
         matched = _match(follow.boxes[:, :4].astype(np.float64) + np.tile(velocity, 2), follow.scores, pool,
                          config.min_iou)
+        matched = self._drop_jumps(follow, velocity, pool, matched)
         again = np.zeros(len(follow), bool)
         again[matched >= 0] = pool.scores[matched[matched >= 0]] >= self.score_threshold
         height, width = image.shape[:2]
@@ -314,6 +318,21 @@ class KeyframeDetector:
         pool = People2D(np.concatenate([p.keypoints for p in found]), np.concatenate([p.boxes for p in found]))
         kept = unique_people(pool)  # windows overlap: one person may be in two
         return pool[kept], np.concatenate(interior)[kept]
+
+    def _drop_jumps(self, follow: People2D, velocity: np.ndarray, pool: People2D, matched: np.ndarray) -> np.ndarray:
+        """Unmatch low-scoring people whose keypoints jumped (OKS < ``min_oks`` over >= 3 keypoints scoring
+        >= 0.2 in both frames): a window over half a person at the frame's edge follows whatever part stays in
+        view; the key frames look for them instead."""
+        if self.config.min_oks <= 0:
+            return matched
+        for i in np.flatnonzero((matched >= 0) & (follow.scores < self.config.lost_score)):
+            before = follow[i]
+            before.keypoints[..., :2] += velocity[i]
+            after = pool[int(matched[i])]
+            both = (before.keypoints[0, :, 2] >= 0.2) & (after.keypoints[0, :, 2] >= 0.2)
+            if both.sum() >= 3 and keypoint_similarity(before, after)[0, 0] < self.config.min_oks:
+                matched[i] = -1
+        return matched
 
     def _look_again(self, image, follow, expected, velocity, lost, pool, source):
         """Windows with a threefold margin around the lost people; those found again join ``pool``. Returns the
