@@ -18,7 +18,11 @@ import hashlib
 import logging
 import math
 import os
+import queue
+import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -42,6 +46,9 @@ class RunOptions:
     end: float | None = None
     detector: str = "movenet"
     detector_options: dict = field(default_factory=dict)  # passed to detect2d.create_detector
+    # speed against quality of the 2D stage (detect2d.presets): "fast", "default" or "accurate" (the full
+    # detection on every frame, as before key frames)
+    preset: str = "default"
     max_people: int | None = None  # keep the N tracks covering the most frames
     single: bool = False  # the reference's behaviour: one person, the top-scoring box per frame
     focal_length: float | None = None  # pixels; None: ``fov``, else the lifter's default field of view
@@ -64,6 +71,9 @@ class RunOptions:
         # conflicting or malformed camera options fail here, before any video is read (the size is a stand-in:
         # only the principal point depends on it)
         camera_for(self, (1, 1))
+        from .detect2d.presets import get_preset
+
+        get_preset(self.preset)  # an unknown name fails here, before any video is read
         if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
             raise ValueError(f"fps: expected a positive frame rate for images, got {self.fps}")
         if self.export:  # an unknown format fails here too, not after the first video's minutes of work
@@ -111,12 +121,22 @@ def _tracker_config(options: RunOptions):
 
 def make_detector(options: RunOptions = RunOptions()):
     """The 2D detector for ``options``. It keeps people down to the tracker's second-chance score, so that
-    low-scoring detections (small or occluded people) can still continue a track they belong to."""
+    low-scoring detections (small or occluded people) can still continue a track they belong to.
+
+    With a preset that follows people between key frames (``detect2d.presets``), the detector is wrapped in a
+    ``detect2d.keyframes.KeyframeDetector``: it keeps state from frame to frame, and ``detect_video`` resets it
+    at the start of each video."""
     from .detect2d import create_detector
+    from .detect2d.keyframes import KeyframeDetector
+    from .detect2d.presets import get_preset
     from .track import TrackerConfig
 
-    kwargs = {"score_threshold": TrackerConfig().low_score, **options.detector_options}
-    return create_detector(options.detector, **kwargs)
+    preset = get_preset(options.preset)
+    kwargs = {"score_threshold": TrackerConfig().low_score, **preset.detector_options, **options.detector_options}
+    detector = create_detector(options.detector, **kwargs)
+    if preset.keyframes is not None and hasattr(detector, "discover") and hasattr(detector, "run_model"):
+        detector = KeyframeDetector(detector, preset.keyframes)
+    return detector
 
 
 def detect_video(path: str | os.PathLike, detector=None, *, start: float | None = None, end: float | None = None,
@@ -125,32 +145,112 @@ def detect_video(path: str | os.PathLike, detector=None, *, start: float | None 
     """Decode a video and find everyone in every frame.
 
     Returns (Detections: the people of every frame, timestamps (T,) float64 seconds, VideoInfo). Frames are
-    streamed: memory holds one frame at a time plus the keypoints, in two growing arrays. ``camera_motion`` (a
+    streamed: memory holds about a dozen frames at a time (decoded ahead, or waiting to be measured) plus the
+    keypoints, in two growing arrays. ``camera_motion`` (a
     ``wildpose.camera_motion.CameraMotionEstimator``) is fed every frame with the people found in it, in the
     same pass. ``fps``: the frame rate of a still image or a folder of images (``video.read_frames``);
     ``report`` is filled with what decoding repaired (damaged frames left out, frames retimed).
-    same pass. ``colours``: also measure each person's clothing colours in the same pass
+    ``colours``: also measure each person's clothing colours in the same pass
     (``link.colour_descriptors``, 9 numbers a detection, kept in ``Detections.colours``) for tracklet linking.
+
+    Three threads share the work: one decodes a few frames ahead, this one runs the detector, and one measures
+    colours and camera motion of each frame in order while the detector looks at the next. A detector with a
+    ``reset()`` (one that follows people between frames, ``detect2d.keyframes``) is reset first.
     """
     from .link import colour_descriptors
     from .video import probe, read_frames
 
     info = probe(path, fps=fps)
     detector = detector if detector is not None else make_detector()
+    if hasattr(detector, "reset"):  # a detector that follows people from frame to frame starts afresh
+        detector.reset()
     people = Detections()
     timestamps: list[float] = []
     total = _expected_frames(info, start, end)
-    for frame in read_frames(path, start=start, end=end, fps=fps, report=report):
-        found = detector(frame.image)
-        people.append(found, colour_descriptors(frame.image, found.keypoints) if colours else None)
+
+    def measure(image: np.ndarray, found: People2D) -> None:
+        # in frame order on one worker thread, while the model looks at the next frame
+        people.append(found, colour_descriptors(image, found.keypoints) if colours else None)
         if camera_motion is not None:
-            camera_motion.update(frame.image, found)
-        timestamps.append(frame.timestamp)
-        if progress is not None:
-            progress(len(people), total)
+            camera_motion.update(image, found)
+
+    frames = read_frames(path, start=start, end=end, fps=fps, report=report)
+    with _Prefetch(frames, depth=4) as decoded, ThreadPoolExecutor(1, thread_name_prefix="wildpose-measure") as pool:
+        pending: deque = deque()
+        for frame in decoded:
+            found = detector(frame.image)
+            pending.append(pool.submit(measure, frame.image, found))
+            timestamps.append(frame.timestamp)
+            while pending and (pending[0].done() or len(pending) > 8):
+                pending.popleft().result()  # re-raises the worker's error here
+            if progress is not None:
+                progress(len(timestamps), total)
+        while pending:
+            pending.popleft().result()
     if not len(people):
         raise VideoError("no frames decoded" + (" in the selected segment" if start or end else ""), path)
     return people, np.asarray(timestamps, np.float64), info
+
+
+class _Prefetch:
+    """Iterate ``iterable`` on a thread, ``depth`` items ahead of the consumer (decoding overlaps the model).
+
+    Items and the iterable's exception, if any, arrive in order. Leaving the ``with`` block early (an error,
+    an interrupt) stops the thread and closes the iterable on it."""
+
+    _END = object()
+
+    def __init__(self, iterable, depth: int = 4):
+        self._iterable = iterable
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wildpose-decode", daemon=True)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._iterable:
+                if not self._put((item, None)):
+                    break
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put((self._END, exc))
+            return
+        finally:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                close()
+        self._put((self._END, None))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __iter__(self):
+        while True:
+            item, exc = self._queue.get()
+            if item is self._END:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        while self._thread.is_alive():
+            try:  # unblock a producer waiting on a full queue
+                self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._thread.join(timeout=0.05)
+        return False
 
 
 def _expected_frames(info: VideoInfo, start: float | None, end: float | None) -> int | None:

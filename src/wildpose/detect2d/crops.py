@@ -139,17 +139,24 @@ def suppress_duplicates(people: People2D, oks_threshold: float = 0.5, iou_thresh
     (OKS > ``oks_threshold``) or whose boxes overlap (IoU > ``iou_threshold``). Output sorted by score."""
     if len(people) < 2:
         return people
+    return people[unique_people(people, oks_threshold, iou_threshold)]
+
+
+def unique_people(people: People2D, oks_threshold: float = 0.5, iou_threshold: float = 0.7) -> np.ndarray:
+    """Indices of the people :func:`suppress_duplicates` keeps, best score first."""
     order = np.argsort(-people.scores, kind="stable")
-    people = people[order]
-    similar = (keypoint_similarity(people, people) > oks_threshold) | (
-        box_iou(people.boxes[:, :4], people.boxes[:, :4]) > iou_threshold
+    if len(people) < 2:
+        return order
+    ranked = people[order]
+    similar = (keypoint_similarity(ranked, ranked) > oks_threshold) | (
+        box_iou(ranked.boxes[:, :4], ranked.boxes[:, :4]) > iou_threshold
     )
-    keep = np.ones(len(people), bool)
-    for i in range(len(people)):
+    keep = np.ones(len(ranked), bool)
+    for i in range(len(ranked)):
         if keep[i]:
-            later = np.arange(len(people)) > i
+            later = np.arange(len(ranked)) > i
             keep[later & similar[i]] = False
-    return people[keep]
+    return order[keep]
 
 
 def refine_people(

@@ -42,8 +42,9 @@ DEFAULT_SCORE_THRESHOLD = 0.2
 DEFAULT_CANDIDATE_THRESHOLD = 0.1
 # "auto" tiling looks again with tiles when the first pass finds this many candidates (the cap is 6)
 AUTO_TILE_MIN_PEOPLE = 4
-# interpreters kept per input shape: resizing one re-plans its kernels, slower than keeping a few
-_MAX_INTERPRETERS = 4
+# interpreters kept per input shape: resizing one re-plans its kernels, slower than keeping a few (the windows
+# of detect2d.keyframes use up to 16 shapes, but a video mostly a handful)
+_MAX_INTERPRETERS = 10
 
 
 def model_archive_path() -> Path:
@@ -183,6 +184,18 @@ class MoveNetMultiPose:
         """Every candidate (score >= ``candidate_threshold``) after tiling and refinement, before the final
         ``score_threshold``; sorted by score. ``__call__`` is this, thresholded."""
         image = check_image(image)
+        people, scale = self.discover(image)
+        if self.refine:
+            people = refine_people(self.run_model, image, people, scale, self.crop)
+            # in a crowd two crops can settle on the same runner
+            people = suppress_duplicates(people)
+        return people[np.argsort(-people.scores, kind="stable")]
+
+    def discover(self, image: np.ndarray) -> tuple[People2D, float]:
+        """The bottom-up passes only: the full frame, and tiles where ``tiles`` asks for them. Returns the
+        candidates (score >= ``candidate_threshold``, unsorted) and the largest model scale used (model-input
+        pixels per image pixel)."""
+        image = check_image(image)
         height, width = image.shape[:2]
         people, scale = self._pass(image)
         people = people[people.scores >= self.candidate_threshold]
@@ -198,11 +211,7 @@ class MoveNetMultiPose:
             people = suppress_duplicates(
                 People2D(np.concatenate([p.keypoints for p in found]), np.concatenate([p.boxes for p in found]))
             )
-        if self.refine:
-            people = refine_people(self.run_model, image, people, scale, self.crop)
-            # in a crowd two crops can settle on the same runner
-            people = suppress_duplicates(people)
-        return people[np.argsort(-people.scores, kind="stable")]
+        return people, scale
 
     def __call__(self, image: np.ndarray) -> People2D:
         """People in ``image`` ((H, W, 3) uint8 RGB) scoring >= ``score_threshold``, best first.

@@ -118,7 +118,7 @@ def run_live(source: str, options: LiveOptions = LiveOptions(), *, output: str |
             from wildpose.pipeline import RunOptions, make_detector
             from wildpose.world import load_trajectory_model
 
-            models = {"detector": make_detector(RunOptions(detector_options=detector_options(options))),
+            models = {"detector": make_detector(RunOptions(detector_options=detector_options(options), preset="accurate")),
                       "lifter": load_lifter(options.lifter),
                       "trajectory_model": load_trajectory_model(None) if options.trajectory else None}
             if not models["lifter"].causal:

@@ -126,7 +126,7 @@ class LiveProcessor:
 
         opts = self.options
         if self.detector is None:
-            self.detector = make_detector(RunOptions(detector_options=detector_options(opts)))
+            self.detector = make_detector(RunOptions(detector_options=detector_options(opts), preset="accurate"))
         if self.lifter is None:
             self.lifter = load_lifter(opts.lifter)
         if not self.lifter.causal:

@@ -1,0 +1,199 @@
+"""Key frames and presets (issue 20): the real model on the shared videos, against the full detection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wildpose.detect2d import MoveNetMultiPose
+from wildpose.detect2d.crops import refine_people, suppress_duplicates, tile_windows
+from wildpose.detect2d.keyframes import CANVAS_SIDES, KeyframeConfig, KeyframeDetector, crop_window, plan_windows
+from wildpose.detect2d.presets import PRESETS
+from wildpose.pipeline import RunOptions, _Prefetch, detect_video, make_detector
+from wildpose.types import People2D
+from wildpose.video import read_frames
+
+# walk_single.mp4: the man is wholly out of view in frames 0-1 and from frame 297 on (benchmarks/bench_detect2d.py)
+ABSENT_BEFORE, ABSENT_AFTER = 2, 296
+
+
+def frames_of(path, start=0, stop=None):
+    out = []
+    for frame in read_frames(path):
+        if stop is not None and frame.index >= stop:
+            break
+        if frame.index >= start:
+            out.append(frame.image)
+    return out
+
+
+@pytest.fixture(scope="module")
+def walk_frames(walk_video):
+    return frames_of(walk_video)
+
+
+def pck(result: People2D, reference: People2D, fraction: float = 0.1) -> float | None:
+    """Share of the reference's top person's confident keypoints that the result's top person has within
+    ``fraction`` of his height; None where either has nobody >= 0.2."""
+    result, reference = result[result.scores >= 0.2], reference[reference.scores >= 0.2]
+    if not len(result) or not len(reference):
+        return None
+    a = result.keypoints[int(np.argmax(result.scores))]
+    b = reference.keypoints[int(np.argmax(reference.scores))]
+    good = b[:, 2] >= 0.3
+    if good.sum() < 5:
+        return None
+    d = np.linalg.norm(a[good, :2] - b[good, :2], axis=1)
+    return float((d <= fraction * max(np.ptp(b[good, 1]), 1.0)).mean())
+
+
+def test_presets_and_options():
+    assert set(PRESETS) == {"fast", "default", "accurate"}
+    assert RunOptions().preset == "default"
+    with pytest.raises(ValueError, match="unknown preset 'quick'"):
+        RunOptions(preset="quick")
+    assert isinstance(make_detector(RunOptions(preset="accurate")), MoveNetMultiPose)
+    assert isinstance(make_detector(RunOptions(preset="default")), KeyframeDetector)
+    # the user's own detector options still reach the model
+    assert make_detector(RunOptions(preset="fast", detector_options={"input_size": 192})).detector.input_size == 192
+    with pytest.raises(ValueError, match="interval"):
+        KeyframeConfig(interval=0)
+
+
+def test_accurate_is_the_previous_default_exactly(crowd_video):
+    """The previous default, written out from its pieces: full-frame pass, tiles where >= 4 candidates, the
+    crop pass, suppression. ``accurate`` must give the same numbers on a crowd (every branch taken)."""
+    detector = make_detector(RunOptions(preset="accurate"))
+    plain = MoveNetMultiPose(score_threshold=0.1)
+    for image in frames_of(crowd_video, 0, 6):
+        h, w = image.shape[:2]
+        people, scale = plain._pass(image)
+        people = people[people.scores >= 0.1]
+        if len(people) >= 4:
+            found = [people]
+            for window in tile_windows(w, h, plain._tile_count(w, h)):
+                tile, tile_scale = plain._pass(image, window)
+                found.append(tile[tile.scores >= 0.1])
+                scale = max(scale, tile_scale)
+            people = suppress_duplicates(People2D(np.concatenate([p.keypoints for p in found]),
+                                                  np.concatenate([p.boxes for p in found])))
+        people = suppress_duplicates(refine_people(plain.run_model, image, people, scale, plain.crop))
+        people = people[np.argsort(-people.scores, kind="stable")]
+        expected = people[people.scores >= 0.1]
+        got = detector(image)
+        assert len(expected) >= 4
+        np.testing.assert_array_equal(got.keypoints, expected.keypoints)
+        np.testing.assert_array_equal(got.boxes, expected.boxes)
+
+
+@pytest.mark.parametrize("preset", ["default", "fast"])
+def test_man_found_while_visible_and_nobody_when_absent(walk_frames, preset):
+    detector = make_detector(RunOptions(preset=preset))
+    found = [detector(image) for image in walk_frames]
+    present = [bool((p.scores >= 0.2).any()) for p in found]
+    visible = present[ABSENT_BEFORE:ABSENT_AFTER + 1]
+    # the slow 768-pixel full-frame pass finds him in 263 frames (docs/DETECTION.md)
+    assert sum(visible) >= 259
+    assert not any(present[:ABSENT_BEFORE]) and not any(present[ABSENT_AFTER + 1:])
+    assert all((p.scores >= 0.2).sum() <= 1 for p in found)
+    # most frames are not key frames: about one model pass a frame
+    assert detector.key_frames < 0.6 * len(found)
+    assert detector.passes < 1.3 * len(found)
+
+
+def test_default_keypoints_agree_with_accurate(walk_frames):
+    accurate = make_detector(RunOptions(preset="accurate"))
+    default = make_detector(RunOptions(preset="default"))
+    scores = []
+    for image in walk_frames[90:190]:
+        value = pck(default(image), accurate(image))
+        if value is not None:
+            scores.append(value)
+    assert len(scores) >= 95
+    assert np.mean(scores) >= 0.9
+
+
+def test_crowd_as_many_people_for_fewer_passes(crowd_video):
+    frames = frames_of(crowd_video, 0, 40)
+    accurate = make_detector(RunOptions(preset="accurate"))
+    calls = []
+    original = accurate.run_model
+    accurate.run_model = lambda canvas, box: calls.append(canvas.size) or original(canvas, box)
+    default = make_detector(RunOptions(preset="default"))
+    counts_accurate, counts_default = [], []
+    for image in frames:
+        counts_accurate.append((accurate(image).scores >= 0.2).sum())
+        counts_default.append((default(image).scores >= 0.2).sum())
+    assert np.mean(counts_default) >= 0.95 * np.mean(counts_accurate)
+    assert np.mean(counts_default) >= 8
+    assert default.passes <= 0.6 * len(calls)
+
+
+def test_reset_between_videos(walk_video, crowd_video):
+    """One detector for a batch (as the CLI makes it): the second video's output does not depend on the first."""
+    detector = make_detector(RunOptions())
+    detect_video(walk_video, detector, end=2.0, colours=False)
+    after_walk, _, _ = detect_video(crowd_video, detector, end=0.5, colours=False)
+    fresh, _, _ = detect_video(crowd_video, make_detector(RunOptions()), end=0.5, colours=False)
+    assert len(after_walk) == len(fresh) > 5
+    np.testing.assert_array_equal(after_walk.keypoints, fresh.keypoints)
+
+
+def test_windows_sized_to_people_and_merged_where_cheaper():
+    config = KeyframeConfig()
+    far = plan_windows(np.array([[10, 100, 40, 160], [400, 100, 430, 160]], float), config)
+    assert len(far) == 2
+    for window in far:
+        h, w = window.canvas_size
+        assert h in CANVAS_SIDES and w in CANVAS_SIDES
+        # a person 60 px tall is shown about person_size tall, without his margins cut off
+        assert window.scale == pytest.approx(config.person_size / 60)
+        assert h >= 60 * 1.6 * window.scale - 1
+    near = plan_windows(np.array([[100, 100, 130, 160], [120, 100, 150, 160]], float), config)
+    assert len(near) == 1 and sorted(near[0].members) == [0, 1]
+    crowd = np.array([[x, 200, x + 60, 420] for x in range(0, 900, 60)], float)
+    windows = plan_windows(crowd, config)
+    assert sorted(m for w in windows for m in w.members) == list(range(len(crowd)))
+    assert sum(w.canvas_size[0] * w.canvas_size[1] for w in windows) <= config.max_pixels
+    assert all(len(w.members) <= config.max_people for w in windows)
+
+
+def test_crop_window_maps_a_marked_pixel_back():
+    image = np.zeros((360, 480, 3), np.uint8)
+    image[200, 300] = 255
+    window = plan_windows(np.array([[280, 150, 320, 250]], float))[0]
+    canvas, box = crop_window(image, window)
+    y, x = np.unravel_index(np.argmax(canvas[..., 0]), canvas.shape[:2])
+    sx, sy = box.to_source((x + 0.5) / box.width, (y + 0.5) / box.height)
+    assert abs(sx - 300.5) < 1.0 and abs(sy - 200.5) < 1.0
+
+
+def test_prefetch_passes_items_and_errors_in_order_and_stops_early():
+    def items():
+        yield 1
+        yield 2
+        raise ValueError("broken frame 3")
+
+    got = []
+    with pytest.raises(ValueError, match="broken frame 3"):
+        with _Prefetch(items()) as it:
+            for item in it:
+                got.append(item)
+    assert got == [1, 2]
+
+    closed = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)
+
+    with _Prefetch(endless(), depth=2) as it:
+        for item in it:
+            if item == 5:
+                break
+    assert closed == [True]
