@@ -48,12 +48,12 @@ def pck(result: People2D, reference: People2D, fraction: float = 0.1) -> float |
 
 
 def test_presets_and_options():
-    assert set(PRESETS) == {"fast", "default", "accurate"}
-    assert RunOptions().preset == "default"
+    assert set(PRESETS) == {"fast", "balanced", "accurate"}
+    assert RunOptions().preset == "accurate"
     with pytest.raises(ValueError, match="unknown preset 'quick'"):
         RunOptions(preset="quick")
     assert isinstance(make_detector(RunOptions(preset="accurate")), MoveNetMultiPose)
-    assert isinstance(make_detector(RunOptions(preset="default")), KeyframeDetector)
+    assert isinstance(make_detector(RunOptions(preset="balanced")), KeyframeDetector)
     # the user's own detector options still reach the model
     assert make_detector(RunOptions(preset="fast", detector_options={"input_size": 192})).detector.input_size == 192
     with pytest.raises(ValueError, match="interval"):
@@ -86,7 +86,7 @@ def test_accurate_is_the_previous_default_exactly(crowd_video):
         np.testing.assert_array_equal(got.boxes, expected.boxes)
 
 
-@pytest.mark.parametrize("preset", ["default", "fast"])
+@pytest.mark.parametrize("preset", ["balanced", "fast"])
 def test_man_found_while_visible_and_nobody_when_absent(walk_frames, preset):
     detector = make_detector(RunOptions(preset=preset))
     found = [detector(image) for image in walk_frames]
@@ -101,9 +101,9 @@ def test_man_found_while_visible_and_nobody_when_absent(walk_frames, preset):
     assert detector.passes < 1.3 * len(found)
 
 
-def test_default_keypoints_agree_with_accurate(walk_frames):
+def test_balanced_keypoints_agree_with_accurate(walk_frames):
     accurate = make_detector(RunOptions(preset="accurate"))
-    default = make_detector(RunOptions(preset="default"))
+    default = make_detector(RunOptions(preset="balanced"))
     scores = []
     for image in walk_frames[90:190]:
         value = pck(default(image), accurate(image))
@@ -119,7 +119,7 @@ def test_crowd_as_many_people_for_fewer_passes(crowd_video):
     calls = []
     original = accurate.run_model
     accurate.run_model = lambda canvas, box: calls.append(canvas.size) or original(canvas, box)
-    default = make_detector(RunOptions(preset="default"))
+    default = make_detector(RunOptions(preset="balanced"))
     counts_accurate, counts_default = [], []
     for image in frames:
         counts_accurate.append((accurate(image).scores >= 0.2).sum())

@@ -46,9 +46,9 @@ class RunOptions:
     end: float | None = None
     detector: str = "movenet"
     detector_options: dict = field(default_factory=dict)  # passed to detect2d.create_detector
-    # speed against quality of the 2D stage (detect2d.presets): "fast", "default" or "accurate" (the full
+    # speed against quality of the 2D stage (detect2d.presets): "fast", "balanced" or "accurate" (the full
     # detection on every frame, as before key frames)
-    preset: str = "default"
+    preset: str = "accurate"
     max_people: int | None = None  # keep the N tracks covering the most frames
     single: bool = False  # the reference's behaviour: one person, the top-scoring box per frame
     focal_length: float | None = None  # pixels; None: ``fov``, else the lifter's default field of view
