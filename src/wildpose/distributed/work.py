@@ -200,6 +200,9 @@ def finish_segments(path: str, out_root: str, out_dir: str, options, segments: l
                             process=joined)
     except WildposeError as exc:
         return _failed(path, exc, t0, loaded)
+    # the video's processing time is its segments' and the join's (the frames/s a local run reports is per
+    # worker too); the wall time of a split video depends on how many workers took its segments
+    summary.seconds = sum(p.seconds for p in parts) + (time.perf_counter() - t0)
     if not keep_segments:
         folder = segment_dir(out_dir)
         shutil.rmtree(folder, ignore_errors=True)
