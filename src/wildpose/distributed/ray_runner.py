@@ -137,45 +137,52 @@ def _remotes(ray):
         def snapshot(self):
             return sum(self.frames.values()), dict(self.busy)
 
-    def reporter(progress, key: str):
-        last = [0.0]
+    class Reporter:
+        """A task's progress callback: a report at most every half second, and a last one (waited for) at the end,
+        so that the driver's count is complete when the task's result arrives."""
 
-        def update(done: int, total: int | None) -> None:
+        def __init__(self, progress, key: str):
+            self.progress, self.key, self.last, self.done = progress, key, 0.0, 0
+            progress.update.remote(key, 0, os.getpid())
+
+        def __call__(self, done: int, total: int | None) -> None:
+            self.done = done
             now = time.monotonic()
-            if now - last[0] >= _PROGRESS_EVERY or (total is not None and done >= total):
-                last[0] = now
-                progress.update.remote(key, done, os.getpid())
+            if now - self.last >= _PROGRESS_EVERY:
+                self.last = now
+                self.progress.update.remote(self.key, done, os.getpid())
 
-        progress.update.remote(key, 0, os.getpid())
-        return update
+        def close(self) -> None:
+            ray.get(self.progress.update.remote(self.key, self.done, os.getpid()))
+            ray.get(self.progress.done.remote(self.key))
 
     def whole(progress, key, path, out_root, out_dir, options, threads, resume):
         from .work import run_whole
 
+        report = Reporter(progress, key)
         try:
-            return run_whole(path, out_root, out_dir, options, threads=threads, resume=resume,
-                             progress=reporter(progress, key))
+            return run_whole(path, out_root, out_dir, options, threads=threads, resume=resume, progress=report)
         finally:
-            progress.done.remote(key)
+            report.close()
 
     def segment(progress, key, path, out_dir, options, seg, threads, resume):
         from .work import detect_segment
 
+        report = Reporter(progress, key)
         try:
-            return detect_segment(path, out_dir, options, seg, threads=threads, resume=resume,
-                                  progress=reporter(progress, key))
+            return detect_segment(path, out_dir, options, seg, threads=threads, resume=resume, progress=report)
         finally:
-            progress.done.remote(key)
+            report.close()
 
     def finish(progress, key, path, out_root, out_dir, options, segments, threads, keep, *parts):
         from .work import finish_segments
 
-        progress.update.remote(key + " join", 0, os.getpid())
+        report = Reporter(progress, key + " join")
         try:
             return finish_segments(path, out_root, out_dir, options, segments, list(parts), threads=threads,
                                    keep_segments=keep)
         finally:
-            progress.done.remote(key + " join")
+            ray.get(progress.done.remote(key + " join"))
 
     _REMOTES.update(Progress=Progress, whole=ray.remote(whole), segment=ray.remote(segment),
                     finish=ray.remote(finish))

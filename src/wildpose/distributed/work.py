@@ -48,6 +48,15 @@ class Outcome:
     pid: int = field(default_factory=os.getpid)
     models_loaded: bool = False
     seconds: float = 0.0
+    threads: dict | None = None  # what the worker's libraries were told: detector, opencv, omp (the environment)
+
+    def __post_init__(self):
+        if self.threads is None and _MODELS:
+            import cv2
+
+            detector = next(iter(_MODELS.values()))[0]
+            self.threads = {"detector": getattr(detector, "_num_threads", None), "opencv": cv2.getNumThreads(),
+                            "omp": os.environ.get("OMP_NUM_THREADS")}
 
 
 def limit_threads(threads: int) -> None:
