@@ -45,6 +45,8 @@ class RayConfig:
     threads : CPUs (and library threads) per task (default 1).
     segment_seconds, overlap_seconds : videos longer than this are split (``segments.plan_segments``).
     max_retries : how often a failed task is tried again (a raised exception, or its worker lost).
+    max_in_flight : tasks submitted at a time (default twice the cluster's task slots): the driver and the head
+        hold a window of the batch, not all of it.
     keep_segments : keep the segment files after the join (for inspection).
     """
 
@@ -54,6 +56,7 @@ class RayConfig:
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS
     max_retries: int = 1
+    max_in_flight: int | None = None
     keep_segments: bool = False
     log_to_driver: bool = False
 
@@ -239,8 +242,9 @@ def run_batch(videos: Sequence[str | os.PathLike], out_root: str | os.PathLike, 
     tracker = remotes["Progress"].remote()
     outcomes: list[Outcome | None] = [None] * len(videos)
     pending: dict = {}  # ObjectRef of a video's final task -> the video's index
-    frames_total = 0  # frames the tasks will decode (a segment's overlap counted in its own)
-    lifter_sha = None
+    tasks: dict = {}  # ... -> how many tasks it stands for
+    others: set = set()  # the segments' ObjectRefs (cancelled with the rest on Ctrl-C)
+    lifter_sha = _lifter_sha(options) if resume else None
     plans: list[tuple[int, list[Segment] | None, object]] = []
     try:
         for i, path in enumerate(videos):
@@ -255,49 +259,55 @@ def run_batch(videos: Sequence[str | os.PathLike], out_root: str | os.PathLike, 
                                          overlap_seconds=config.overlap_seconds, start=options.start, end=options.end)
                 segments = segments if len(segments) > 1 else None
             plans.append((i, segments, info))
+        expected = {i: sum(_expected_frames(info, options.start, options.end, seg) for seg in (segments or [None]))
+                    if info is not None else 0 for i, segments, info in plans}
+        frames_total = sum(expected.values())  # what the tasks will decode (each segment's overlap included)
+        window = config.max_in_flight or max(4, 2 * int(ray.cluster_resources().get("CPU", 1) // config.threads))
         # split videos first: their join waits for all their segments
-        for i, segments, info in sorted(plans, key=lambda p: p[1] is None):
-            path, out_dir = videos[i], out_dirs[i]
-            key = str(path)
-            if segments is None:
-                frames_total += _expected_frames(info, options.start, options.end) if info is not None else 0
-                ref = remotes["whole"].options(**opts).remote(tracker, key, str(path), str(out_root), str(out_dir),
-                                                             options, config.threads, resume)
-                pending[ref] = i
-                continue
-            if resume:
-                if lifter_sha is None:
-                    from ..lift import load_lifter
-                    from ..pipeline import _lifter_sha256
-
-                    lifter_sha = _lifter_sha256(load_lifter(options.lifter))
-                from ..manifest import is_up_to_date, read_manifest
-
-                made_with = dataclasses.replace(options, fps=None)  # as run_video records a video's options
-                if is_up_to_date(out_dir, path, made_with, lifter_sha)[0]:
+        queue = iter(sorted(plans, key=lambda p: p[1] is None))
+        done = 0
+        in_flight = 0  # tasks submitted and not yet returned (a split video's segments and join included)
+        while True:
+            for i, segments, info in queue:
+                path, out_dir = videos[i], out_dirs[i]
+                key = str(path)
+                if segments is None:
+                    ref = remotes["whole"].options(**opts).remote(tracker, key, str(path), str(out_root),
+                                                                 str(out_dir), options, config.threads, resume)
+                    pending[ref], tasks[ref] = i, 1
+                elif resume and _up_to_date(path, out_dir, options, lifter_sha):
                     outcomes[i] = _skipped(path, out_dir, read_manifest(out_dir))
+                    frames_total -= expected[i]
+                    done += 1
                     if on_outcome is not None:
                         on_outcome(outcomes[i])
                     continue
-            frames_total += sum(_expected_frames(info, options.start, options.end, s) for s in segments)
-            parts = [remotes["segment"].options(**opts).remote(tracker, f"{key} [{s.index + 1}/{s.count}]", str(path),
-                                                               str(out_dir), options, s, config.threads, resume)
-                     for s in segments]
-            ref = remotes["finish"].options(**opts).remote(tracker, key, str(path), str(out_root), str(out_dir),
-                                                          options, segments, config.threads, config.keep_segments,
-                                                          *parts)
-            pending[ref] = i
-        done = sum(o is not None for o in outcomes)
-        while pending:
+                else:
+                    parts = [remotes["segment"].options(**opts).remote(
+                        tracker, f"{key} [{s.index + 1}/{s.count}]", str(path), str(out_dir), options, s,
+                        config.threads, resume) for s in segments]
+                    ref = remotes["finish"].options(**opts).remote(tracker, key, str(path), str(out_root),
+                                                                  str(out_dir), options, segments, config.threads,
+                                                                  config.keep_segments, *parts)
+                    pending[ref], tasks[ref] = i, len(parts) + 1
+                    others.update(parts)
+                in_flight += tasks[ref]
+                if in_flight >= window:
+                    break
+            if not pending:
+                break
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=_PROGRESS_EVERY)
             for ref in ready:
                 i = pending.pop(ref)
+                in_flight -= tasks.pop(ref)
                 try:
                     outcome = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - Ray's errors: the task raised, or its worker was lost
                     log.debug("%s: task failed", videos[i], exc_info=True)
                     outcome = Outcome(str(videos[i]), error=_task_error(videos[i], exc, config.max_retries))
                 outcomes[i] = outcome
+                if outcome.skipped or outcome.error is not None:  # no frames to come for it
+                    frames_total -= expected[i]
                 done += 1
                 if on_outcome is not None:
                     on_outcome(outcome)
@@ -305,8 +315,11 @@ def run_batch(videos: Sequence[str | os.PathLike], out_root: str | os.PathLike, 
                 frames, busy = ray.get(tracker.snapshot.remote())
                 progress(BatchProgress(done, len(videos), frames, frames_total, busy))
     except BaseException:
-        for ref in pending:  # Ctrl-C, SIGTERM: stop the workers (their partial folders are never renamed in)
-            ray.cancel(ref, force=True, recursive=True)
+        for ref in [*pending, *others]:  # Ctrl-C, SIGTERM: stop the workers (partial folders are never renamed in)
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - a task that finished meanwhile
+                pass
         raise
     finally:
         ray.kill(tracker)
@@ -315,11 +328,32 @@ def run_batch(videos: Sequence[str | os.PathLike], out_root: str | os.PathLike, 
     return [o for o in outcomes if o is not None]
 
 
+def _lifter_sha(options) -> str | None:
+    from ..lift import load_lifter
+    from ..pipeline import _lifter_sha256
+
+    return _lifter_sha256(load_lifter(options.lifter))
+
+
+def _up_to_date(path: Path, out_dir: Path, options, lifter_sha: str | None) -> bool:
+    """Whether a split video's folder is complete and current (checked before any of its segments is started)."""
+    from ..manifest import is_up_to_date
+
+    made_with = dataclasses.replace(options, fps=None)  # as run_video records a video's options
+    return is_up_to_date(out_dir, path, made_with, lifter_sha)[0]
+
+
+def read_manifest(out_dir: Path) -> dict:
+    from ..manifest import read_manifest as read
+
+    return read(out_dir) or {}
+
+
 def _skipped(path: Path, out_dir: Path, manifest: dict) -> Outcome:
     from ..pipeline import VideoSummary
 
     summary = VideoSummary(str(path), out_dir, int(manifest.get("frames", 0)), int(manifest.get("people", 0)), 0.0,
-                           sorted(manifest["files"]), skipped=True)
+                           sorted(manifest.get("files", {})), skipped=True)
     return Outcome(str(path), summary=summary, skipped=True, frames=summary.frames)
 
 

@@ -48,6 +48,7 @@ class Outcome:
     pid: int = field(default_factory=os.getpid)
     models_loaded: bool = False
     seconds: float = 0.0
+    segments: int = 0  # a split video's join: how many segments it joined (its ``seconds`` are the join's alone)
     threads: dict | None = None  # what the worker's libraries were told: detector, opencv, omp (the environment)
 
     def __post_init__(self):
@@ -220,7 +221,7 @@ def finish_segments(path: str, out_root: str, out_dir: str, options, segments: l
         except OSError:
             pass
     return Outcome(str(path), summary=summary, frames=summary.frames, models_loaded=loaded,
-                   seconds=time.perf_counter() - t0)
+                   seconds=time.perf_counter() - t0, segments=len(segments))
 
 
 __all__ = ["Outcome", "run_whole", "detect_segment", "finish_segments", "worker_models", "limit_threads"]
