@@ -141,8 +141,8 @@ def _remotes(ray):
             return sum(self.frames.values()), dict(self.busy)
 
     class Reporter:
-        """A task's progress callback: a report at most every half second, and a last one (waited for) at the end,
-        so that the driver's count is complete when the task's result arrives."""
+        """A task's progress callback: a report at most every half second, and a last one at the end. Never waited
+        for: a task blocked in ``ray.get`` lends its CPU back to Ray, which may start another worker process."""
 
         def __init__(self, progress, key: str):
             self.progress, self.key, self.last, self.done = progress, key, 0.0, 0
@@ -156,8 +156,8 @@ def _remotes(ray):
                 self.progress.update.remote(self.key, done, os.getpid())
 
         def close(self) -> None:
-            ray.get(self.progress.update.remote(self.key, self.done, os.getpid()))
-            ray.get(self.progress.done.remote(self.key))
+            self.progress.update.remote(self.key, self.done, os.getpid())
+            self.progress.done.remote(self.key)  # after the update: one caller's actor calls run in order
 
     def whole(progress, key, path, out_root, out_dir, options, threads, resume):
         from .work import run_whole
@@ -185,7 +185,7 @@ def _remotes(ray):
             return finish_segments(path, out_root, out_dir, options, segments, list(parts), threads=threads,
                                    keep_segments=keep)
         finally:
-            ray.get(progress.done.remote(key + " join"))
+            progress.done.remote(key + " join")
 
     _REMOTES.update(Progress=Progress, whole=ray.remote(whole), segment=ray.remote(segment),
                     finish=ray.remote(finish))
@@ -313,6 +313,11 @@ def run_batch(videos: Sequence[str | os.PathLike], out_root: str | os.PathLike, 
                     on_outcome(outcome)
             if progress is not None:
                 frames, busy = ray.get(tracker.snapshot.remote())
+                deadline = time.monotonic() + 2.0
+                while not pending and busy and time.monotonic() < deadline:
+                    # the last report: once every task has said it is done, all their counts are in
+                    time.sleep(0.05)
+                    frames, busy = ray.get(tracker.snapshot.remote())
                 progress(BatchProgress(done, len(videos), frames, frames_total, busy))
     except BaseException:
         for ref in [*pending, *others]:  # Ctrl-C, SIGTERM: stop the workers (partial folders are never renamed in)
