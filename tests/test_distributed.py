@@ -330,3 +330,14 @@ def test_command_resume_skips_what_is_done(ray_batch, capsys):
     assert rc == 1
     assert stdout.count("(skipped)") == 4 and "4 of 5 inputs done, 1 failed" in stdout
     assert f"error: {missing}: no such file" in stderr
+
+
+@pytest.mark.parametrize("argv", [["--workers", "2"], ["--threads", "1"], ["--segment-seconds", "10"],
+                                  ["--ray", "--workers", "0"], ["--ray", "--threads", "0"]])
+def test_command_refuses_ray_options_without_ray_or_below_one(argv, tmp_path, capsys, walk_video):
+    from wildpose.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(walk_video), "-o", str(tmp_path), *argv])
+    assert exc.value.code == 2 and "--" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing was started
