@@ -12,13 +12,11 @@ import importlib.util
 import os
 import shutil
 import signal
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from wildpose.distributed.segments import Segment, SegmentOutput, continue_rotations, plan_segments, stitch
-from wildpose.types import Detections
 
 # --------------------------------------------------------------------------------------------- planning (pure)
 
