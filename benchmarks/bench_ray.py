@@ -7,7 +7,8 @@ In one invocation, on this machine: (a) a batch of short videos (``--copies`` co
 frames each), (b) one long video (the walk played ``--long-repeats`` times, re-encoded) split into 2 segments.
 Each is processed by a plain local run (``run_video`` in a child process held to 1 thread: the detector's
 interpreter, OpenCV and BLAS), then by Ray with 1 worker and with 2 workers (1 thread, 1 CPU each) on a Ray
-instance started on 127.0.0.1 for each worker count (its start-up is timed apart). Printed: seconds, frames/s,
+instance started on 127.0.0.1 for each worker count (its start-up is timed apart). The crowd video's plain
+one-thread speed is measured too (the per-core cost of a busy scene). Printed: seconds, frames/s,
 the 2-worker / 1-worker ratio (target >= 1.7 in both) and Ray-1-worker / plain (the overhead), per repeat and
 their spread; for the split video also the serial tail (the join task: tracking, linking, lifting, world
 alignment, writing) against the whole. The load average is printed before and after: on a machine shared
@@ -143,10 +144,13 @@ def main(argv=None) -> int:
         info = probe(long_video)
         segment_seconds = info.duration / 2 + 0.5  # two segments: one per worker
         frames = {"batch": 444 * args.copies, "long": info.num_frames}
+        crowd = VIDEOS / "marathon_crowd.mkv"
         jobs = [("batch", batch, 1e9), ("long", [long_video], segment_seconds)]
         runs = []
         for r in range(args.repeats):
             row = {"plain_batch": plain(batch, tmp / "plain"), "plain_long": plain([long_video], tmp / "plain")}
+            if crowd.exists():  # the per-core speed of a crowd, for the cost of an hour (docs/SCALING.md)
+                row["plain_crowd"] = plain([crowd], tmp / "plain")
             row["ray1"] = on_ray(1, jobs, tmp / "ray")
             row["ray2"] = on_ray(2, jobs, tmp / "ray")
             runs.append(row)
@@ -168,6 +172,9 @@ def main(argv=None) -> int:
                 for key in ("ray1", "ray2"):
                     tails = [row[key].get("long_join_s", float("nan")) / row[key][name] for row in runs]
                     print(f"  serial tail (the join task) / wall time, {key}: {_spread(tails)}")
+        if "plain_crowd" in runs[0]:
+            print(f"\nmarathon_crowd.mkv (138 frames), plain 1 thread: "
+                  f"{_spread([138 / row['plain_crowd'] for row in runs])} frames/s per core")
         print(f"\nRay start-up: " + _spread([row[k]["startup_s"] for row in runs for k in ("ray1", "ray2")]) + " s")
     return 0
 
