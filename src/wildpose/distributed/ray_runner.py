@@ -111,8 +111,11 @@ def connect(config: RayConfig):
                  log_to_driver=config.log_to_driver, runtime_env=runtime_env, configure_logging=False,
                  object_store_memory=128 * 2 ** 20)
     else:
-        ray.init(address=config.address, log_to_driver=config.log_to_driver, runtime_env=runtime_env,
-                 configure_logging=False)
+        try:
+            ray.init(address=config.address, log_to_driver=config.log_to_driver, runtime_env=runtime_env,
+                     configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:  # nothing there, or not a Ray cluster
+            raise WildposeError(f"cannot join the Ray cluster at {config.address}: {exc}") from None
     return ray, True
 
 
