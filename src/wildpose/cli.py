@@ -153,6 +153,8 @@ def cmd_run(args) -> int:
                   file=sys.stderr)
     for stale in remove_stale_partials(args.output):
         logging.getLogger("wildpose").info("removed %s, left by a run that was killed", stale)
+    if args.ray is not None:
+        return _run_on_ray(args, options, videos, [out_dirs[v] for v in videos])
     detector, model = _detector(args), load_lifter(options.lifter)
 
     def work(path: Path) -> str:
@@ -164,18 +166,63 @@ def cmd_run(args) -> int:
         finally:
             bar.close()
             rbar.close()
-        if s.skipped:
-            return f"{path}: up to date -> {s.out_dir}/ (skipped)"
-        repaired = []
-        if s.damaged_frames:
-            repaired.append(f"{s.damaged_frames} damaged frame{'s' if s.damaged_frames > 1 else ''} left out")
-        if s.retimed_frames:
-            repaired.append(f"{s.retimed_frames} frames timed by the frame rate")
-        return (f"{path}: {s.frames} frame{'' if s.frames == 1 else 's'}, {s.people} {'person' if s.people == 1 else 'people'}, "
-                f"{s.fps:.1f} frames/s -> {s.out_dir}/ ({', '.join(s.files)})"
-                + (f"; {', '.join(repaired)}" if repaired else ""))
+        return _summary_line(path, s)
 
     return _for_each(videos, work, args.quiet)
+
+
+def _summary_line(path, s) -> str:
+    """The line `run` prints for a finished (or skipped) input."""
+    if s.skipped:
+        return f"{path}: up to date -> {s.out_dir}/ (skipped)"
+    repaired = []
+    if s.damaged_frames:
+        repaired.append(f"{s.damaged_frames} damaged frame{'s' if s.damaged_frames > 1 else ''} left out")
+    if s.retimed_frames:
+        repaired.append(f"{s.retimed_frames} frames timed by the frame rate")
+    return (f"{path}: {s.frames} frame{'' if s.frames == 1 else 's'}, {s.people} {'person' if s.people == 1 else 'people'}, "
+            f"{s.fps:.1f} frames/s -> {s.out_dir}/ ({', '.join(s.files)})"
+            + (f"; {', '.join(repaired)}" if repaired else ""))
+
+
+def _run_on_ray(args, options, videos: list[Path], out_dirs: list[Path]) -> int:
+    """`run --ray`: the batch on a Ray cluster, one aggregated progress bar, the local run's lines and exit codes."""
+    from tqdm import tqdm
+
+    from .distributed.ray_runner import RayConfig, run_batch
+
+    config = RayConfig(address=args.ray or None, workers=args.workers, threads=args.threads or 1,
+                       segment_seconds=args.segment_seconds or RayConfig.segment_seconds,
+                       log_to_driver=args.verbose)
+    bar = tqdm(desc="videos 0/%d" % len(videos), unit="frame", disable=args.quiet or not sys.stderr.isatty(),
+               leave=False, dynamic_ncols=True)
+    failed = [0]
+
+    def on_outcome(outcome) -> None:
+        if outcome.error is not None:
+            failed[0] += 1
+            bar.write(f"error: {outcome.error}", file=sys.stderr)
+        elif not args.quiet:
+            bar.write(_summary_line(outcome.path, outcome.summary), file=sys.stdout)
+
+    def progress(p) -> None:
+        bar.set_description(f"videos {p.videos_done}/{p.videos_total}, {len(p.busy)} tasks running", refresh=False)
+        if p.frames_total and bar.total != max(p.frames_total, p.frames_done):
+            bar.total = max(p.frames_total, p.frames_done)
+        bar.update(p.frames_done - bar.n)
+
+    try:
+        outcomes = run_batch(videos, args.output, options, config, out_dirs=out_dirs, resume=args.resume,
+                             on_outcome=on_outcome, progress=progress)
+    except KeyboardInterrupt as exc:
+        bar.close()
+        how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"error: {how}; the tasks were stopped (re-run with --resume to go on)", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    bar.close()
+    if len(videos) > 1 and not args.quiet:
+        print(f"{len(outcomes) - failed[0]} of {len(videos)} inputs done" + (f", {failed[0]} failed" if failed[0] else ""))
+    return EXIT_FAILED if failed[0] else EXIT_OK
 
 
 def cmd_detect(args) -> int:
@@ -586,6 +633,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", metavar="FORMATS",
                    help="also write these formats beside poses.npz, comma separated: bvh, gltf, c3d, trc, json, csv "
                         "or all (as `wildpose export`)")
+    ray = p.add_argument_group("distributed (optional extra wildpose[ray]; docs/SCALING.md)")
+    ray.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="run the batch on Ray: one task per video, long videos split into segments; without "
+                          "ADDRESS, a Ray instance on this machine (else e.g. auto, HOST:6379, ray://HOST:10001)")
+    ray.add_argument("--workers", type=int, metavar="N",
+                     help="with --ray and no ADDRESS: tasks at once (default: cores / threads)")
+    ray.add_argument("--threads", type=int, metavar="N", help="with --ray: threads (CPUs) per task (default 1)")
+    ray.add_argument("--segment-seconds", type=_positive_float, metavar="SECONDS",
+                     help="with --ray: split videos longer than this into segments processed in parallel "
+                          "(default 120)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("live", help="a camera, network stream or file -> 3D people as JSON lines, in real time "
@@ -738,6 +795,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _camera(args, (1, 1))
         except ValueError as exc:
             parser.error(str(exc))
+    if getattr(args, "ray", None) is None and any(getattr(args, k, None) is not None
+                                                  for k in ("workers", "threads", "segment_seconds")):
+        parser.error("--workers, --threads and --segment-seconds go with --ray")
+    for name in ("workers", "threads"):
+        if getattr(args, name, None) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name}: expected a whole number >= 1, got {getattr(args, name)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -119,13 +119,14 @@ def _tracker_config(options: RunOptions):
                                link_max_gap=link)
 
 
-def make_detector(options: RunOptions = RunOptions()):
+def make_detector(options: RunOptions = RunOptions(), *, num_threads: int | None = None):
     """The 2D detector for ``options``. It keeps people down to the tracker's second-chance score, so that
     low-scoring detections (small or occluded people) can still continue a track they belong to.
 
     With a preset that follows people between key frames (``detect2d.presets``), the detector is wrapped in a
     ``detect2d.keyframes.KeyframeDetector``: it keeps state from frame to frame, and ``detect_video`` resets it
-    at the start of each video."""
+    at the start of each video. ``num_threads``: the interpreter's threads (default: the backend's; a worker of a
+    distributed run is told how many are its share of the machine)."""
     from .detect2d import create_detector
     from .detect2d.keyframes import KeyframeDetector
     from .detect2d.presets import get_preset
@@ -133,6 +134,8 @@ def make_detector(options: RunOptions = RunOptions()):
 
     preset = get_preset(options.preset)
     kwargs = {"score_threshold": TrackerConfig().low_score, **preset.detector_options, **options.detector_options}
+    if num_threads is not None:
+        kwargs["num_threads"] = int(num_threads)
     detector = create_detector(options.detector, **kwargs)
     if preset.keyframes is not None and hasattr(detector, "discover") and hasattr(detector, "run_model"):
         detector = KeyframeDetector(detector, preset.keyframes)
@@ -349,7 +352,6 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
     """Video file (or still image, or folder of images) -> Result (nothing written). ``report`` receives what
     decoding repaired (``video.DecodeReport``)."""
     from .lift import load_lifter
-    from .world import locate_people
 
     model = model if model is not None else load_lifter(options.lifter)
     estimator = None
@@ -360,10 +362,28 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
     detections, timestamps, info = detect_video(path, detector, start=options.start, end=options.end,
                                                 progress=progress, camera_motion=estimator, fps=options.fps,
                                                 report=report)
+    motion = estimator.result() if estimator is not None else None
+    return result_from_detections(detections, timestamps, info, options, model=model, motion=motion, path=path), info
+
+
+def result_from_detections(detections: Detections, timestamps: np.ndarray, info: VideoInfo,
+                           options: RunOptions = RunOptions(), *, model=None, motion=None,
+                           path: str | os.PathLike | None = None) -> Result:
+    """Everything after the 2D stage: the people of every frame (``detect_video``'s Detections and (T,)
+    timestamps) -> tracks -> 3D -> world -> Result. ``motion``: the camera's rotation over those frames (a
+    ``camera_motion.CameraMotion``, one entry per frame), or None for a static camera (``options.static_camera``).
+
+    ``process_video`` is ``detect_video`` followed by this; the distributed runner (``wildpose.distributed``)
+    detects segments of a long video on several machines and calls this once on the joined detections.
+    """
+    from .lift import load_lifter
+    from .world import locate_people
+
+    model = model if model is not None else load_lifter(options.lifter)
     tracks = track_video(detections, timestamps, options, path, info.image_size)
     del detections  # the tracks hold what is kept of them
     intrinsics = camera_for(options, info.image_size)
-    rotations, static, held = _camera_motion(estimator, tracks.num_frames, path)
+    rotations, static, held = _camera_motion(motion, tracks.num_frames, path)
     keypoints = keypoints_for_lifting(tracks, intrinsics, path)  # undistorted once, for both networks
     poses = lift_tracks(tracks, info.image_size, info.fps, intrinsics, model=model, flip=options.flip,
                         refine=options.refine, keypoints=keypoints)
@@ -373,17 +393,15 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
     camera = Camera(intrinsics, focal_length_known=options.focal_length is not None or options.fov is not None,
                     rotation=world.rotation, position=world.position, rotations=world.rotations, static=static,
                     rotation_held=held)
-    result = Result.from_tracks(tracks, poses, info.fps, info.image_size, trajectory=world.trajectory,
-                                poses_world=world.poses_world, camera=camera)
-    return result, info
+    return Result.from_tracks(tracks, poses, info.fps, info.image_size, trajectory=world.trajectory,
+                              poses_world=world.poses_world, camera=camera)
 
 
-def _camera_motion(estimator, frames: int, path) -> tuple[np.ndarray | None, bool, np.ndarray]:
+def _camera_motion(motion, frames: int, path) -> tuple[np.ndarray | None, bool, np.ndarray]:
     """The rotations to hand to ``locate_people`` (None for a static camera, which keeps the static alignment
     exactly), whether the camera is static, and the (T,) bool frames whose rotation was held."""
-    if estimator is None:
+    if motion is None:
         return None, True, np.zeros(frames, bool)
-    motion = estimator.result()
     if len(motion) != frames:  # the estimator saw every decoded frame: anything else is a wiring error
         raise WildposeError(f"camera motion has {len(motion)} frames, the tracks {frames}", path)
     static = motion.is_static()
@@ -438,7 +456,7 @@ def _lifter_sha256(model) -> str | None:
 def run_video(path: str | os.PathLike, out_root: str | os.PathLike, options: RunOptions = RunOptions(), *,
               detector=None, model=None, progress: Progress | None = None,
               render_progress: Progress | None = None, out_dir: str | os.PathLike | None = None,
-              resume: bool = False) -> VideoSummary:
+              resume: bool = False, process: Callable | None = None) -> VideoSummary:
     """Process one video and write ``out_root/<stem>/`` (poses.npz, manifest.json, and render.mp4 / <stem>.npy
     / exports if asked), or ``out_dir`` when given (a batch's folders come from ``output_dirs``).
 
@@ -446,6 +464,10 @@ def run_video(path: str | os.PathLike, out_root: str | os.PathLike, options: Run
     options and the files. With ``resume``, a folder whose manifest matches this input and these options is
     left as it is (``VideoSummary.skipped``). Raises WildposeError subclasses for bad input, and for outputs
     that cannot be written (a read-only folder, a full disk), naming the folder.
+
+    ``process``: how the Result is made, called as ``process(path, options, detector=, model=, progress=,
+    report=) -> (Result, VideoInfo)``; default ``process_video``. The distributed runner passes one that joins
+    the segments its workers detected (``wildpose.distributed``), so that its folders are written as these are.
     """
     from .atomic import atomic_dir, remove_stale_partials
     from .formats.result import save_result, save_vp3d_export
@@ -474,7 +496,8 @@ def run_video(path: str | os.PathLike, out_root: str | os.PathLike, options: Run
         if out_dir.exists():
             log.info("%s: redoing %s (%s)", path, out_dir, why)
     report = DecodeReport()
-    result, info = process_video(path, options, detector=detector, model=model, progress=progress, report=report)
+    result, info = (process or process_video)(path, options, detector=detector, model=model, progress=progress,
+                                              report=report)
     files = ["poses.npz"]
     try:
         with atomic_dir(out_dir) as tmp:
@@ -535,5 +558,6 @@ def find_videos(inputs: Sequence[str | os.PathLike], glob: str | None = None) ->
 
 
 __all__ = ["RunOptions", "VideoSummary", "detect_video", "track_video", "lift_tracks", "process_video",
+           "result_from_detections",
            "run_video", "find_videos", "main_track_poses", "camera_for", "WildposeError", "output_dirs",
            "output_dir_for"]
