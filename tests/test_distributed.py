@@ -8,6 +8,7 @@ cluster. They skip, saying why, where Ray (the optional extra wildpose[ray]) is 
 
 from __future__ import annotations
 
+import builtins
 import importlib.util
 import os
 import shutil
@@ -148,12 +149,14 @@ def test_segment_file_round_trip_and_refusal(tmp_path):
 SEGMENT_SECONDS = 12.0  # the long video (35.5 s) becomes 3 segments
 
 
+_PRINT = builtins.print
+
 @pytest.fixture(scope="module")
 def cluster():
     """Ray on 127.0.0.1 with two worker CPUs (two worker processes at a time), stopped after the module."""
     if importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed (the optional extra: pip install 'wildpose[ray]')")
-    from wildpose.distributed.ray_runner import LOOPBACK_ENV, _thread_env
+    from wildpose.distributed.ray_runner import LOOPBACK_ENV, _thread_env, shutdown
 
     os.environ.setdefault(LOOPBACK_ENV, "0")  # single node, loopback only (before ray is imported)
     import ray
@@ -164,7 +167,8 @@ def cluster():
         assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
         yield ray
     finally:
-        ray.shutdown()
+        shutdown(ray, _PRINT)
+    assert builtins.print is _PRINT  # nothing of Ray's left in the interpreter for the tests that follow
 
 
 @pytest.fixture(scope="module")

@@ -103,6 +103,9 @@ def connect(config: RayConfig):
     if ray.is_initialized():
         return ray, False
     runtime_env = {"env_vars": _thread_env(config.threads)}
+    import builtins
+
+    _PRINT_BEFORE_RAY["print"] = builtins.print  # put back by shutdown()
     if not config.log_to_driver:  # Ray's start-up notices are not the batch's business
         logging.getLogger("ray").setLevel(logging.ERROR)
     if config.address is None:
@@ -117,6 +120,22 @@ def connect(config: RayConfig):
         except (ConnectionError, RuntimeError, ValueError) as exc:  # nothing there, or not a Ray cluster
             raise WildposeError(f"cannot join the Ray cluster at {config.address}: {exc}") from None
     return ray, True
+
+
+def shutdown(ray, print_before=None) -> None:
+    """``ray.shutdown()``, leaving ``builtins.print`` as it was before Ray started (``print_before``, default: as
+    it was when ``connect`` started Ray): Ray puts its own wrapper there (it redirects worker output), which would
+    outlive Ray, print through it and break pickling ``print``."""
+    import builtins
+
+    kept = print_before or _PRINT_BEFORE_RAY.get("print") or builtins.print
+    try:
+        ray.shutdown()
+    finally:
+        builtins.print = kept
+
+
+_PRINT_BEFORE_RAY: dict = {}
 
 
 _REMOTES: dict = {}
@@ -332,7 +351,7 @@ def run_batch(videos: Sequence[str | os.PathLike], out_root: str | os.PathLike, 
     finally:
         ray.kill(tracker)
         if started:
-            ray.shutdown()
+            shutdown(ray)
     return [o for o in outcomes if o is not None]
 
 
