@@ -215,9 +215,11 @@ def _angle_deg(a, b):
 
 def assert_same_result(got, want):
     """The same tracks, ids, frames, 2D keypoints and camera-space 3D poses, bit for bit; the camera's rotation
-    within 0.5 degrees and the world (trajectory, world poses) within 2 cm (docs/SCALING.md, "What a cut
-    changes"): a split video's camera chain is continued across each cut, and even a whole video's camera
-    estimate ends a few millimetres of world position away in a worker that has run other tasks before."""
+    within 0.5 degrees, and the world (trajectory, world poses) within 2% of each person's distance from the
+    camera (docs/SCALING.md, "What a cut changes"): a split video's camera chain is continued across each cut,
+    and even a whole video's camera estimate ends slightly elsewhere in a worker that has run other tasks before;
+    the rotation moves world positions by up to 0.9% of the distance (0.5 degrees), and the floor fit, which sets
+    each person's distance so that everyone stands on one floor, scales the trajectory by the same order."""
     assert np.array_equal(got.track_ids, want.track_ids)
     assert np.array_equal(got.timestamps, want.timestamps)
     assert np.array_equal(got.offsets, want.offsets) and np.array_equal(got.frame_index, want.frame_index)
@@ -226,8 +228,10 @@ def assert_same_result(got, want):
     assert got.camera.static == want.camera.static
     if got.camera.rotations is not None:
         assert _angle_deg(got.camera.rotations, want.camera.rotations).max() < 0.5
-    assert np.nanmax(np.abs(got.trajectory - want.trajectory)) < 0.02
-    assert np.nanmax(np.abs(got.poses_world - want.poses_world)) < 0.02  # metres
+    distance = np.linalg.norm(want.trajectory, axis=-1)  # (N,) metres from the camera
+    assert np.nanmax(np.linalg.norm(got.trajectory - want.trajectory, axis=-1) / distance) < 0.02
+    world = np.linalg.norm(got.poses_world - want.poses_world, axis=-1).max(-1)  # (N,) metres, worst joint
+    assert np.nanmax(world / distance) < 0.02
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +280,8 @@ def test_ray_batch_equals_local_runs(ray_batch, local):
 
 def test_split_video_cut_bound(ray_batch, local):
     """At and after the cuts: 2D and camera-space 3D identical to the local run; the camera's rotation, continued
-    across each cut over the overlap, within 0.5 degrees (measured: docs/SCALING.md), so the world within 2 cm."""
+    across each cut over the overlap, within 0.5 degrees (measured: docs/SCALING.md), so the world within 2% of
+    the distance."""
     from wildpose.formats.result import load_result
 
     _, outcomes, _, out = ray_batch
