@@ -62,6 +62,21 @@ def _encode(path: Path, images, rate: float = 25, codec: str = "libx264", pix_fm
     return path
 
 
+def zero_frame_video(path: Path) -> Path:
+    """A Matroska file whose video stream is declared but holds no frames (only audio was muxed)."""
+    with av.open(os.fspath(path), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        _mux_tone(container)
+    return path
+
+
+def audio_only(path: Path) -> Path:
+    with av.open(os.fspath(path), "w") as container:
+        _mux_tone(container)
+    return path
+
+
 def _mux_tone(container) -> None:
     audio = container.add_stream("aac", rate=16000)
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)[None]
@@ -118,13 +133,8 @@ def make_corpus(folder: Path, walk_video: Path, crowd_video: Path | None = None)
     middle = len(raw) // 2
     add("holed.mp4", "20 kB of zeros in the middle of an mp4 (bytes damaged in transit)", None, note="damaged frame"
         ).write_bytes(raw[:middle] + bytes(20_000) + raw[middle + 20_000:])
-    with av.open(os.fspath(add("tone.m4a", "audio only", r"no video stream")), "w") as container:
-        _mux_tone(container)
-    with av.open(os.fspath(add("zero_frames.mkv", "a video stream with no frames in it", r"no frames")),
-                 "w") as container:
-        video = container.add_stream("libx264", rate=25)
-        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
-        _mux_tone(container)
+    audio_only(add("tone.m4a", "audio only", r"no video stream"))
+    zero_frame_video(add("zero_frames.mkv", "a video stream with no frames in it", r"no frames"))
 
     # --- sizes and lengths
     _encode(add("one_frame.mp4", "a video of one frame", None, frames=1), walk[50:51])

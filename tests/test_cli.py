@@ -124,17 +124,9 @@ def bad_inputs(walk_video, tmp_path_factory):
     (folder / "truncated.mp4").write_bytes(raw[: len(raw) * 4 // 10])
     coffee = data.coffee()[:384, :576]  # a cup of coffee: no person
     _write_video(folder / "nobody.mp4", [coffee] * 8)
-    import av
+    from badcorpus import zero_frame_video
 
-    with av.open(str(folder / "zero_frames.mkv"), "w") as container:  # a video stream that holds no frames
-        video = container.add_stream("libx264", rate=25)
-        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
-        audio = container.add_stream("aac", rate=16000)  # something must be muxed for the file to be written
-        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)[None]
-        frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
-        frame.sample_rate = 16000
-        for packet in [*audio.encode(frame), *audio.encode()]:
-            container.mux(packet)
+    zero_frame_video(folder / "zero_frames.mkv")  # a video stream that holds no frames
     from wildpose.video import VideoWriter, read_frames
 
     with VideoWriter(folder / "good.mp4", 480, 360, 25) as writer:  # 2 s of the walk: the batch's good file

@@ -14,6 +14,7 @@ import av
 import numpy as np
 import pytest
 
+from badcorpus import audio_only, zero_frame_video
 from wildpose.errors import VideoError
 from wildpose.types import DecodeReport
 from wildpose.video import VideoWriter, is_image_sequence, probe, read_frames
@@ -338,30 +339,6 @@ def test_writer_arguments(tmp_path):
 # ---------------------------------------------------------------------------------------- bad inputs
 
 
-def _zero_frame_video(path: Path) -> Path:
-    """A Matroska file whose video stream is declared but holds no frames (only audio was muxed)."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=25)
-        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
-        _mux_tone(container)
-    return path
-
-
-def _audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as container:
-        _mux_tone(container)
-    return path
-
-
-def _mux_tone(container) -> None:
-    audio = container.add_stream("aac", rate=16000)
-    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)[None]
-    frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
-    frame.sample_rate = 16000
-    for packet in [*audio.encode(frame), *audio.encode()]:
-        container.mux(packet)
-
-
 def _bad_input(kind: str, tmp_path: Path, astronaut) -> Path:
     if kind == "missing":
         return tmp_path / "nope.mp4"
@@ -379,9 +356,9 @@ def _bad_input(kind: str, tmp_path: Path, astronaut) -> Path:
     elif kind == "empty":
         path.write_bytes(b"")
     elif kind == "zero_frames":
-        _zero_frame_video(path)
+        zero_frame_video(path)
     elif kind == "audio_only":
-        _audio_only(path)
+        audio_only(path)
     return path
 
 

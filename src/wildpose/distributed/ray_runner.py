@@ -181,28 +181,28 @@ def _remotes(ray):
             self.progress.update.remote(self.key, self.done, os.getpid())
             self.progress.done.remote(self.key)  # after the update: one caller's actor calls run in order
 
+    def reported(progress, key, work, *args, **kwargs):
+        """``work(*args, progress=reporter, **kwargs)`` with a reporter of ``key``'s frames, closed however it ends."""
+        report = Reporter(progress, key)
+        try:
+            return work(*args, progress=report, **kwargs)
+        finally:
+            report.close()
+
     def whole(progress, key, path, out_root, out_dir, options, threads, resume):
         from .work import run_whole
 
-        report = Reporter(progress, key)
-        try:
-            return run_whole(path, out_root, out_dir, options, threads=threads, resume=resume, progress=report)
-        finally:
-            report.close()
+        return reported(progress, key, run_whole, path, out_root, out_dir, options, threads=threads, resume=resume)
 
     def segment(progress, key, path, out_dir, options, seg, threads, resume):
         from .work import detect_segment
 
-        report = Reporter(progress, key)
-        try:
-            return detect_segment(path, out_dir, options, seg, threads=threads, resume=resume, progress=report)
-        finally:
-            report.close()
+        return reported(progress, key, detect_segment, path, out_dir, options, seg, threads=threads, resume=resume)
 
     def finish(progress, key, path, out_root, out_dir, options, segments, threads, keep, *parts):
         from .work import finish_segments
 
-        report = Reporter(progress, key + " join")
+        Reporter(progress, key + " join")  # registers the join as running on this worker; no frames to report
         try:
             return finish_segments(path, out_root, out_dir, options, segments, list(parts), threads=threads,
                                    keep_segments=keep)

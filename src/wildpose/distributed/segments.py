@@ -205,13 +205,10 @@ def continue_rotations(previous: np.ndarray, current: np.ndarray, usable: np.nda
         previous, current = previous[usable], current[usable]
     if len(previous) == 0:
         return None
-    total = np.einsum("nji,njk->ik", current, previous)  # sum of current^T @ previous
-    u, _, vt = np.linalg.svd(total)
-    x = u @ vt
-    if np.linalg.det(x) < 0:
-        u[:, 2] *= -1
-        x = u @ vt
-    return x
+    from wildpose.camera_motion import _orthonormal
+
+    # the rotation nearest the sum of current^T @ previous: the chordal mean of the per-frame hand-overs
+    return _orthonormal(np.einsum("nji,njk->ik", current, previous))
 
 
 def stitch(outputs: list[SegmentOutput], segments: list[Segment]):
