@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import badcorpus
+from wildpose.atomic import _umask
 from wildpose.cli import main
 from wildpose.formats.result import load_result
 from wildpose.manifest import read_manifest, verify_files
@@ -85,12 +86,6 @@ def test_the_corpus_outputs_are_complete_and_only_the_good_inputs_have_one(corpu
     for case in good:
         assert _complete(out / case.path.stem), case.path.name
         assert oct((out / case.path.stem).stat().st_mode & 0o777) == oct(0o777 & ~_umask())
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def test_phone_videos_are_turned_upright(corpus, corpus_run):
