@@ -230,3 +230,55 @@ def test_train_without_torch_says_how_to_get_it(tmp_path, capsys, monkeypatch):
     code, out, err = _run(capsys, ["train", "--config", str(config)])
     assert code == 1
     assert err == "error: wildpose train needs torch: pip install wildpose[train]\n"
+
+
+def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(mocap_dir, tmp_path, capsys):
+    """A real SIGINT in the middle of a run leaves a checkpoint (exit 130 through the CLI's handling);
+    `wildpose train --resume` then ends with the same weights, bit for bit, and the same log as a run never
+    stopped. A resume with another config, or with nothing to resume, is one line and exit 1."""
+    _torch()
+    import os
+    import signal
+
+    from safetensors.numpy import load_file
+
+    from wildpose.lift.train.commands import make_sources
+    from wildpose.lift.train.loop import CHECKPOINT, train
+
+    cfg = {"name": "tiny", "filter_widths": [3, 3], "channels": 16, "dropout": 0.1, "batch_size": 8, "steps": 12,
+           "eval_every": 2, "checkpoint_every": 4, "val_windows": 16, "threads": 1, "max_clips": 1,
+           "split": {"train": ["cmu:03"], "val": ["indian:94"], "test": []}}
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(cfg))
+    base = ["train", "--config", str(config), "--mocap", str(mocap_dir), "--threads", "1"]
+    code, out, err = _run(capsys, base + ["--runs", str(tmp_path / "whole")])
+    assert code == 0, err
+
+    def interrupt_at_step_6(step, steps):  # a real signal, as Ctrl-C sends it, between two steps' work
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    stopped = tmp_path / "stopped" / "tiny"
+    with pytest.raises(KeyboardInterrupt):
+        train(dict(cfg, cache_dir=str(tmp_path / "stopped" / "cache")), make_sources([str(mocap_dir)]), stopped,
+              progress=interrupt_at_step_6)
+    assert (stopped / CHECKPOINT).is_file() and not (stopped / "last.safetensors").exists()
+    with open(stopped / "log.csv") as fh:
+        assert [r["step"] for r in csv.DictReader(fh)] == ["2", "4", "6"]
+
+    code, out, err = _run(capsys, base + ["--runs", str(tmp_path / "stopped"), "--resume",
+                                          "--set", "channels=32"])
+    assert code == 1 and "another config (differs in channels)" in err and err.count("\n") == 1, err
+    code, out, err = _run(capsys, base + ["--runs", str(tmp_path / "stopped"), "--resume"])
+    assert code == 0, err
+    assert not (stopped / CHECKPOINT).exists()  # a complete run keeps no checkpoint
+    whole, resumed = (load_file(str(d / "tiny" / "last.safetensors")) for d in (tmp_path / "whole", stopped.parent))
+    assert whole.keys() == resumed.keys() and all(np.array_equal(whole[k], resumed[k]) for k in whole)
+
+    def losses(run):
+        with open(run / "tiny" / "log.csv") as fh:
+            return [(r["step"], r["train_loss_mm"], r["val_mpjpe_mm"]) for r in csv.DictReader(fh)]
+
+    assert losses(tmp_path / "whole") == losses(stopped.parent) and len(losses(stopped.parent)) == 6
+    code, out, err = _run(capsys, base + ["--runs", str(tmp_path / "stopped"), "--resume"])
+    assert code == 1 and "no checkpoint to resume from" in err and err.count("\n") == 1, err

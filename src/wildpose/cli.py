@@ -489,7 +489,8 @@ def cmd_train(args) -> int:
             sources = make_sources(args.mocap, args.h36m, args.mapping)
         summary = train_from_config(args.config, sources, name=args.name, runs=args.runs, steps=args.steps,
                                     seconds=args.seconds, threads=args.threads, ship=args.ship,
-                                    overrides=parse_overrides(args.set), command=command_line(args))
+                                    overrides=parse_overrides(args.set), command=command_line(args),
+                                    resume=args.resume)
     except (WildposeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -751,6 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="replace a config key, e.g. --set channels=128 --set augment.limb_rotation_sd=15")
     p.add_argument("--ship", metavar="PATH", help="also copy the best weights to PATH.safetensors + PATH.json")
+    p.add_argument("--resume", action="store_true",
+                   help="continue RUNS/NAME from its checkpoint (written every 1000 steps and on Ctrl-C); "
+                        "give the same config and options")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -795,7 +799,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _camera(args, (1, 1))
         except ValueError as exc:
             parser.error(str(exc))
-    if getattr(args, "ray", None) is None and any(getattr(args, k, None) is not None
+    # only commands with --ray (run) check this: train and eval have a --threads of their own
+    if hasattr(args, "ray") and args.ray is None and any(getattr(args, k, None) is not None
                                                   for k in ("workers", "threads", "segment_seconds")):
         parser.error("--workers, --threads and --segment-seconds go with --ray")
     for name in ("workers", "threads"):

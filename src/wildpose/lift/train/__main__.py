@@ -33,6 +33,7 @@ def main(argv=None) -> int:
                          "--set augment.limb_rotation_sd=15")
     ap.add_argument("--ship", action="store_true", help="copy the best weights to src/wildpose/models/NAME.*")
     ap.add_argument("--ship-as", default="lifter", help="NAME for --ship (default lifter)")
+    ap.add_argument("--resume", action="store_true", help="continue RUNS/NAME from its checkpoint")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
@@ -41,7 +42,9 @@ def main(argv=None) -> int:
             steps=args.steps, seconds=args.seconds, threads=args.threads,
             ship=ROOT / "src" / "wildpose" / "models" / args.ship_as if args.ship else None,
             overrides=parse_overrides(args.set),
-            command="python -m wildpose.lift.train " + " ".join(sys.argv[1:] if argv is None else argv))
+            command="python -m wildpose.lift.train " + " ".join(a for a in (sys.argv[1:] if argv is None else argv)
+                                                                if a != "--resume"),
+            resume=args.resume)
     except (WildposeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

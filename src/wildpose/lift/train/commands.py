@@ -132,7 +132,7 @@ def apply_overrides(cfg: dict, overrides: dict[str, Any], path: str | os.PathLik
 def train_from_config(config: str | os.PathLike, sources: Sources | None = None, name: str | None = None,
                       runs: str | os.PathLike = "runs", steps: int | None = None, seconds: float | None = None,
                       threads: int | None = None, ship: str | os.PathLike | None = None,
-                      overrides: dict | None = None, command: str | None = None) -> dict:
+                      overrides: dict | None = None, command: str | None = None, resume: bool = False) -> dict:
     """Train from a config file; returns the training summary plus ``run_dir``, ``weights`` (and ``shipped``).
 
     Parameters
@@ -144,6 +144,8 @@ def train_from_config(config: str | os.PathLike, sources: Sources | None = None,
     ship : also copy the weights to ``SHIP.safetensors`` + ``SHIP.json`` (atomically): the best on
         validation, or the last ones where the config says ``"ship_weights": "last"``.
     overrides : config keys to replace (e.g. ``{"channels": 128, "augment.limb_rotation_sd": 15}``).
+    resume : continue ``runs/NAME/`` from its checkpoint (same config and options; pose lifters only), to
+        the weights an uninterrupted run gives.
 
     The split is the config's, plus the standard Human3.6M one (train S1 S5 S6 S7 S8, test S9 S11) when
     Human3.6M data is given and the split names no 'h36m:' group. Needs torch (ImportError otherwise).
@@ -193,10 +195,15 @@ def train_from_config(config: str | os.PathLike, sources: Sources | None = None,
     name = name or cfg.get("name", "lifter")
     run_dir = Path(runs) / name
     if is_trajectory_config(cfg):
+        if resume:
+            raise FormatError("--resume is for pose lifters (trajectory runs are short: start again)", config)
         from wildpose.lift.train.trajectory import train
+
+        summary = dict(train(cfg, sources, run_dir))
     else:
         from wildpose.lift.train.loop import train
-    summary = dict(train(cfg, sources, run_dir))
+
+        summary = dict(train(cfg, sources, run_dir, resume=resume))
     best = run_dir / f"{chosen}.json"
     if not best.is_file():
         raise FormatError("training wrote no weights (no validation step ran?)", run_dir)

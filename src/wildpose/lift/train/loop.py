@@ -335,21 +335,130 @@ def start_run(cfg: dict, mocap_dir, run_dir, default_threads: int):
     return rng, run_dir, train_set, val_set
 
 
+CHECKPOINT = "checkpoint.pt"
+# config keys that do not change what is trained: a run resumed with other values of these is the same run
+_NOT_TRAINING_KEYS = ("command", "threads", "cache_dir")
+
+
+def _comparable(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in _NOT_TRAINING_KEYS}
+
+
+def _rng_states(rng: np.random.Generator) -> str:
+    """Every random state a training step draws from, as JSON (the checkpoint holds no pickled objects)."""
+    import torch  # noqa: F401
+
+    legacy = np.random.get_state(legacy=False)
+    legacy["state"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in legacy["state"].items()}
+    return json.dumps({"generator": rng.bit_generator.state, "python": random.getstate(), "numpy": legacy})
+
+
+def _restore_rng_states(rng: np.random.Generator, text: str) -> None:
+    states = json.loads(text)
+    rng.bit_generator.state = states["generator"]
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    legacy = states["numpy"]
+    legacy["state"]["key"] = np.asarray(legacy["state"]["key"], np.uint32)
+    np.random.set_state(legacy)
+
+
+def save_checkpoint(path: Path, cfg: dict, model, opt, rng: np.random.Generator, step: int, best: float,
+                    running: list[float], elapsed: float) -> None:
+    """Everything needed to continue a run exactly where it was (written atomically: a kill leaves the
+    previous checkpoint). Tensors, numbers and strings only, so it loads with ``weights_only=True``."""
+    import torch
+
+    from wildpose.atomic import atomic_path
+
+    state = {"version": 1, "config": json.dumps(_comparable(cfg), sort_keys=True), "step": step,
+             "best": best, "running": list(running), "elapsed": elapsed, "model": model.state_dict(),
+             "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "rng": _rng_states(rng)}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, cfg: dict) -> dict:
+    """Read a run's checkpoint; a FormatError naming it when it is damaged or from another config."""
+    import torch
+
+    from wildpose.errors import FormatError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FormatError("no checkpoint to resume from (the run finished, or never started)", path) from None
+    except Exception as exc:  # a damaged file: torch raises many kinds
+        raise FormatError(f"not a training checkpoint ({type(exc).__name__})", path) from None
+    if not isinstance(state, dict) or state.get("version") != 1:
+        raise FormatError("not a training checkpoint of this version", path)
+    saved = json.loads(state["config"])
+    now = json.loads(json.dumps(_comparable(cfg), sort_keys=True))
+    if saved != now:
+        changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        raise FormatError(f"the checkpoint is from another config (differs in {', '.join(changed[:5])}); "
+                          "train without --resume to start over", path)
+    return state
+
+
+class _DeferredStop:
+    """Turns SIGINT/SIGTERM into a flag read between steps, so a checkpoint is never of a half-done step;
+    the loop then saves and raises the usual KeyboardInterrupt (or the handler's own exception)."""
+
+    def __init__(self):
+        self.caught = None
+        self._previous = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        self.caught = signum
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+    def raise_caught(self):
+        import signal
+
+        previous = self._previous.get(self.caught)
+        if callable(previous):  # e.g. the CLI's SIGTERM handler, which raises its own KeyboardInterrupt
+            previous(self.caught, None)
+        raise KeyboardInterrupt
+
+
 def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
-          progress=None) -> dict:
+          progress=None, resume: bool = False) -> dict:
     """Train a lifter from a config dict (see configs/lifter.json). Returns a summary dict.
 
     Logs ``step, seconds, lr, bn_momentum, train_loss_mm, val_mpjpe_mm`` to run_dir/log.csv, keeps the
-    best-on-validation weights in run_dir/best.* and the final ones in run_dir/last.*.
+    best-on-validation weights in run_dir/best.* and the final ones in run_dir/last.*. Every
+    ``checkpoint_every`` steps (default 1000), and when interrupted, the whole state goes to
+    run_dir/checkpoint.pt; ``resume=True`` continues from it, to the same weights an uninterrupted run gives.
+    The checkpoint is removed when the run completes.
     """
     import torch
 
     from wildpose.lift.train.model import TemporalLifter
 
     rng, run_dir, train_set, val_set = start_run(cfg, mocap_dir, run_dir, default_threads=2)
+    checkpoint_path = run_dir / CHECKPOINT
+    checkpoint = load_checkpoint(checkpoint_path, cfg) if resume else None
+    if checkpoint is None:
+        checkpoint_path.unlink(missing_ok=True)  # a fresh start: an older run's state must not be resumed later
     causal = bool(cfg.get("causal", False))
     model = TemporalLifter(17, 17, cfg["filter_widths"], cfg["channels"], cfg.get("dropout", 0.25), causal=causal)
-    if cfg.get("init_from"):
+    if cfg.get("init_from") and checkpoint is None:
         # warm start from a saved lifter of the same shape (e.g. a causal model from a symmetric one: same
         # tensors, only the frame each block's residual keeps differs)
         from safetensors.numpy import load_file
@@ -374,17 +483,32 @@ def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
     bn0, bn_end = float(cfg.get("bn_momentum", 0.1)), float(cfg.get("bn_momentum_end", 0.001))
     opt = torch.optim.Adam(model.parameters(), lr=lr0, amsgrad=True)
     eval_every = int(cfg.get("eval_every", 200))
+    checkpoint_every = int(cfg.get("checkpoint_every", 1000))
     # a time budget (seconds) instead of a step count: the schedules then follow elapsed time, so runs of
     # different architectures get equal compute; the step count reached is in the log and summary
     budget = float(cfg["max_seconds"]) if cfg.get("max_seconds") else None
     log_path = run_dir / "log.csv"
+    header = ["step", "seconds", "lr", "bn_momentum", "train_loss_mm", "val_mpjpe_mm"]
     best = math.inf
-    t0 = time.time()
-    running = []
-    with open(log_path, "w", newline="") as fh:
+    running: list[float] = []
+    step = 0
+    kept_rows: list[list[str]] = []
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        opt.load_state_dict(checkpoint["optimizer"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        _restore_rng_states(rng, checkpoint["rng"])
+        step, best, running = int(checkpoint["step"]), float(checkpoint["best"]), list(checkpoint["running"])
+        if log_path.is_file():  # the rows up to the checkpoint; later ones are done again
+            with open(log_path, newline="") as fh:
+                kept_rows = [r for r in list(csv.reader(fh))[1:] if r and int(r[0]) <= step]
+        log.info("resuming %s at step %d", run_dir, step)
+    t0 = time.time() - (float(checkpoint["elapsed"]) if checkpoint is not None else 0.0)
+    with open(log_path, "w", newline="") as fh, _DeferredStop() as stop:
         writer = csv.writer(fh)
-        writer.writerow(["step", "seconds", "lr", "bn_momentum", "train_loss_mm", "val_mpjpe_mm"])
-        step = 0
+        writer.writerow(header)
+        writer.writerows(kept_rows)
+        fh.flush()
         while True:
             step += 1
             elapsed = time.time() - t0
@@ -425,6 +549,12 @@ def train(cfg: dict, mocap_dir: str | os.PathLike, run_dir: str | os.PathLike,
             if last:
                 export(model, cfg, run_dir / "last", {"steps": step, "val_mpjpe_mm_windows": round(val, 1)})
                 break
+            if stop.caught is not None or step % checkpoint_every == 0:
+                save_checkpoint(checkpoint_path, cfg, model, opt, rng, step, best, running, time.time() - t0)
+                if stop.caught is not None:
+                    log.warning("interrupted at step %d: resume with --resume", step)
+                    stop.raise_caught()
+    checkpoint_path.unlink(missing_ok=True)
     summary = {"best_val_mpjpe_mm": best, "seconds": time.time() - t0, "steps": step,
                "windows_per_s": step * bs / (time.time() - t0),
                "train_frames": train_set.n_frames, "val_frames": val_set.n_frames}
