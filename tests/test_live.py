@@ -67,7 +67,7 @@ def test_stream_lines_are_valid_and_in_order(streamed30, validator):
 
 
 def test_stream_poses_equal_offline_causal_run(streamed30, clip30):
-    """With no drops, live equals ``wildpose run --lifter causal --static-camera`` on the same frames: the 2D
+    """With no drops, live equals ``wildpose run --lifter causal --static-camera --preset accurate`` on the same frames: the 2D
     keypoints (the same decoded pixels), and the root-relative 3D poses (causal lifter + causal refinement),
     to the output's rounding (1e-5 m). The roots (the trajectory model is symmetric) equal the offline
     trajectory model on the frames up to each one (``estimate_trajectory`` on the prefix)."""
@@ -75,7 +75,7 @@ def test_stream_poses_equal_offline_causal_run(streamed30, clip30):
     from wildpose.world import estimate_trajectory
 
     _, lines, _ = streamed30
-    result, info = process_video(clip30, RunOptions(lifter="causal", static_camera=True))
+    result, info = process_video(clip30, RunOptions(lifter="causal", static_camera=True, preset="accurate"))
     assert len(result) == 1 and not result.interpolated.any() and result.num_rows == FRAMES  # the premise
     keypoints = np.array([r["people"][0]["keypoints_2d"] for r in lines])
     poses = np.array([r["people"][0]["pose_3d"] for r in lines])

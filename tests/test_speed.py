@@ -49,7 +49,7 @@ def pck(result: People2D, reference: People2D, fraction: float = 0.1) -> float |
 
 def test_presets_and_options():
     assert set(PRESETS) == {"fast", "balanced", "accurate"}
-    assert RunOptions().preset == "accurate"
+    assert RunOptions().preset == "balanced" and PRESETS["balanced"].keyframes.restart_seconds == 4.0
     with pytest.raises(ValueError, match="unknown preset 'quick'"):
         RunOptions(preset="quick")
     assert isinstance(make_detector(RunOptions(preset="accurate")), MoveNetMultiPose)
@@ -137,6 +137,40 @@ def test_reset_between_videos(walk_video, crowd_video):
     fresh, _, _ = detect_video(crowd_video, make_detector(RunOptions()), end=0.5, colours=False)
     assert len(after_walk) == len(fresh) > 5
     np.testing.assert_array_equal(after_walk.keypoints, fresh.keypoints)
+
+
+def test_restarts_make_a_video_cut_at_a_restart_time_give_the_uncut_2d(walk_video, crowd_video):
+    """The default detector follows people from frame to frame, and starts afresh every 4 s of the video's clock.
+    A segment decoded from 1 s before a cut planned on a restart time (as ``wildpose run --ray`` decodes it) gives
+    the frames it owns exactly the 2D of one uncut run; without restarts (the control) it does not."""
+    import dataclasses
+
+    from wildpose.distributed.segments import plan_segments
+    from wildpose.video import probe
+
+    for video, end in ((walk_video, 10.0), (crowd_video, None)):  # the crowd is 4.6 s long
+        info = probe(video)
+        plan = plan_segments(info.duration, info.fps, segment_seconds=3.0, end=end,
+                             restart_seconds=PRESETS["balanced"].keyframes.restart_seconds)
+        assert [s.own_start for s in plan[1:]] == ([4.0, 8.0] if end == 10.0 else [4.0])  # 3 s cuts moved to 4 s
+        whole, times, _ = detect_video(video, make_detector(RunOptions()), end=end, colours=False)
+        cut = plan[1]
+        part, part_times, _ = detect_video(video, make_detector(RunOptions()), start=cut.start, end=cut.end,
+                                           colours=False)
+        owned = np.flatnonzero(cut.owns(part_times))
+        frames = np.flatnonzero(cut.owns(times))
+        assert len(owned) == len(frames) > 15 and part_times[owned[0]] > part_times[0] + 0.9  # after 1 s of overlap
+        np.testing.assert_array_equal(part_times[owned], times[frames])
+        for i, j in zip(owned, frames):
+            np.testing.assert_array_equal(part[int(i)].keypoints, whole[int(j)].keypoints)
+        if video == crowd_video:  # the control: a detector that never restarts remembers frames before the cut
+            never = dataclasses.replace(PRESETS["balanced"].keyframes, restart_seconds=None)
+            model = make_detector(RunOptions(preset="accurate"))
+            part, part_times, _ = detect_video(video, KeyframeDetector(model, never), start=cut.start, end=cut.end,
+                                               colours=False)
+            whole, times, _ = detect_video(video, KeyframeDetector(model, never), end=end, colours=False)
+            assert any(not np.array_equal(part[int(i)].keypoints, whole[int(j)].keypoints)
+                       for i, j in zip(np.flatnonzero(cut.owns(part_times)), np.flatnonzero(cut.owns(times))))
 
 
 def test_windows_sized_to_people_and_merged_where_cheaper():

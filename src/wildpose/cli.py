@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import __version__
+from .detect2d.presets import DEFAULT_PRESET, PRESETS
 from .errors import UsageError, WildposeError
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def _options(args) -> "RunOptions":
     if getattr(args, "input_size", None):
         detector_options["input_size"] = args.input_size
     return RunOptions(start=getattr(args, "start", None), end=getattr(args, "end", None), detector_options=detector_options,
-                      preset=getattr(args, "preset", None) or "accurate",
+                      preset=getattr(args, "preset", None) or DEFAULT_PRESET,
                       max_people=getattr(args, "max_people", None), single=getattr(args, "single", False),
                       focal_length=_focal(args), fov=getattr(args, "fov", None),
                       distortion=getattr(args, "distortion", None), fisheye=getattr(args, "fisheye", None),
@@ -590,10 +591,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--start", type=float, help="seconds: process from here")
         p.add_argument("--end", type=float, help="seconds: process up to here")
         p.add_argument("--input-size", type=int, help="MoveNet input's longer side in pixels (multiple of 32)")
-        p.add_argument("--preset", choices=("fast", "balanced", "accurate"), default="accurate",
-                       help="2D speed against quality: 'accurate' (the default) searches every frame; 'balanced' "
-                            "searches the whole frame on key frames and follows people in between (about 1.5x "
-                            "faster); 'fast' does so less often (docs/DETECTION.md)")
+        p.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
+                       help="2D speed against quality: 'balanced' (the default) searches the whole frame on key "
+                            "frames and follows people in between; 'accurate' searches every frame (about 1.5x "
+                            "slower); 'fast' searches less often, with smaller windows (docs/DETECTION.md)")
         p.add_argument("--max-people", type=int, help="keep the N people seen in the most frames")
         p.add_argument("--single", action="store_true",
                        help="the reference's behaviour: one person, the top-scoring one in each frame")

@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .detect2d.presets import DEFAULT_PRESET
 from .errors import NoPersonError, VideoError, WildposeError
 from .types import Camera, DecodeReport, Detections, People2D, Result, Tracks, VideoInfo
 
@@ -48,7 +49,7 @@ class RunOptions:
     detector_options: dict = field(default_factory=dict)  # passed to detect2d.create_detector
     # speed against quality of the 2D stage (detect2d.presets): "fast", "balanced" or "accurate" (the full
     # detection on every frame, as before key frames)
-    preset: str = "accurate"
+    preset: str = DEFAULT_PRESET
     max_people: int | None = None  # keep the N tracks covering the most frames
     single: bool = False  # the reference's behaviour: one person, the top-scoring box per frame
     focal_length: float | None = None  # pixels; None: ``fov``, else the lifter's default field of view
@@ -178,10 +179,11 @@ def detect_video(path: str | os.PathLike, detector=None, *, start: float | None 
             camera_motion.update(image, found)
 
     frames = read_frames(path, start=start, end=end, fps=fps, report=report)
+    timed = getattr(detector, "takes_timestamps", False)  # restarts on the video's clock (detect2d.keyframes)
     with _Prefetch(frames, depth=4) as decoded, ThreadPoolExecutor(1, thread_name_prefix="wildpose-measure") as pool:
         pending: deque = deque()
         for frame in decoded:
-            found = detector(frame.image)
+            found = detector(frame.image, frame.timestamp) if timed else detector(frame.image)
             pending.append(pool.submit(measure, frame.image, found))
             timestamps.append(frame.timestamp)
             while pending and (pending[0].done() or len(pending) > 8):
@@ -354,6 +356,7 @@ def process_video(path: str | os.PathLike, options: RunOptions = RunOptions(), *
     from .lift import load_lifter
 
     model = model if model is not None else load_lifter(options.lifter)
+    detector = detector if detector is not None else make_detector(options)  # the preset and detector options
     estimator = None
     if not options.static_camera:
         from .camera_motion import CameraMotionEstimator

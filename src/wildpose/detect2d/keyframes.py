@@ -14,6 +14,11 @@ not followed yet, each of whom is then looked at in a window of their own. A fra
 - someone followed with a good score (``lost_score``), away from the frame's edges, is not found again, even by a
   second look through a window with three times the margin.
 
+Given each frame's timestamp, the detector also starts afresh (as at a video's first frame) at the first frame of
+every ``restart_seconds`` period of the video's clock (:func:`restart_period`). A frame's 2D then depends only on
+the frames since the last restart, so a video cut at restart times (``wildpose run --ray`` cuts there,
+``distributed.segments.plan_segments``) gives every frame the 2D of one uncut run.
+
 :class:`KeyframeDetector` wraps a :class:`~wildpose.detect2d.movenet.MoveNetMultiPose` and is itself a
 :class:`~wildpose.detect2d.base.Detector2D`; it keeps state from frame to frame, so call :meth:`reset` between
 videos (``pipeline.detect_video`` does). Measured in ``benchmarks/bench_speed.py`` (docs/DETECTION.md).
@@ -22,6 +27,7 @@ videos (``pipeline.detect_video`` does). Measured in ``benchmarks/bench_speed.py
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -67,6 +73,8 @@ class KeyframeConfig:
         followed (0: never dropped so).
     motion: the windows move ahead by this share of each person's recent motion (box centre, smoothed); a
         whole step overshoots the noisy boxes (docs/DETECTION.md).
+    restart_seconds: start afresh at the first frame of each period this long on the video's clock (frames
+        given with timestamps only); None: never. It costs about one key frame per period (docs/DETECTION.md).
     """
 
     interval: int = 8
@@ -82,6 +90,7 @@ class KeyframeConfig:
     min_iou: float = 0.3
     motion: float = 0.5
     min_oks: float = 0.5
+    restart_seconds: float | None = 4.0
 
     def __post_init__(self):
         if self.interval < 1 or self.idle_interval < 1:
@@ -90,6 +99,23 @@ class KeyframeConfig:
             raise ValueError(f"person_size and max_side: expected >= {_MULTIPLE} pixels")
         if self.margin < 0 or self.max_scale <= 0 or self.max_people < 1 or self.max_pixels < _MULTIPLE ** 2:
             raise ValueError("margin must be >= 0, max_scale > 0, max_people >= 1, max_pixels >= 1024")
+        if self.restart_seconds is not None and not (self.restart_seconds > 0 and math.isfinite(self.restart_seconds)):
+            raise ValueError(f"restart_seconds: expected a positive number of seconds or None, got "
+                             f"{self.restart_seconds}")
+
+
+RESTART_TOLERANCE = 1e-6
+"""Seconds: a frame this close before a restart time counts as at it (timestamps are rounded PTS)."""
+
+
+def restart_period(timestamp: float, restart_seconds: float) -> int:
+    """Which restart period a frame at ``timestamp`` seconds is in: k for ``k * restart_seconds <= t`` (within
+    :data:`RESTART_TOLERANCE`) ``< (k + 1) * restart_seconds``. ``plan_segments`` owns frames by the same test.
+
+    >>> [restart_period(t, 4.0) for t in (0.0, 3.96, 3.9999995, 4.0, 8.04)]
+    [0, 0, 1, 1, 2]
+    """
+    return math.floor((float(timestamp) + RESTART_TOLERANCE) / restart_seconds)
 
 
 @dataclass
@@ -221,8 +247,11 @@ class KeyframeDetector:
     config
         :class:`KeyframeConfig`.
 
-    Not thread-safe, and stateful: :meth:`reset` before each new video.
+    Not thread-safe, and stateful: :meth:`reset` before each new video, and give each frame's timestamp (seconds)
+    for the restarts of ``config.restart_seconds``.
     """
+
+    takes_timestamps = True  # pipeline.detect_video passes each frame's time
 
     def __init__(self, detector, config: KeyframeConfig | None = None):
         self.detector = detector
@@ -232,18 +261,25 @@ class KeyframeDetector:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the people followed: the next frame is a key frame."""
-        self._people = People2D.empty()
-        self._velocity = np.zeros((0, 2))
-        self._since_key = 0
+        """Forget the people followed and the counters: the next frame is a key frame."""
+        self._forget()
         self._shape: tuple[int, ...] | None = None
+        self._period: int | None = None
         self.frames = 0  # counters, for benchmarks and logs
         self.key_frames = 0
         self.lost_frames = 0
+        self.restarts = 0
         self.passes = 0
 
-    def __call__(self, image: np.ndarray) -> People2D:
+    def _forget(self) -> None:
+        self._people = People2D.empty()
+        self._velocity = np.zeros((0, 2))
+        self._since_key = 0
+        self._first = True  # the next frame searches (key_frames == 0 no longer says so after a restart)
+
+    def __call__(self, image: np.ndarray, timestamp: float | None = None) -> People2D:
         """People in ``image`` ((H, W, 3) uint8 RGB) scoring >= the detector's ``score_threshold``, best first.
+        ``timestamp``: the frame's time on the video's clock, seconds (restarts need it; None: no restart).
 
         Returns
         -------
@@ -254,8 +290,14 @@ class KeyframeDetector:
         if self._shape is not None and image.shape != self._shape:
             self.reset()  # another video, or a resized stream: nothing carries over
         self._shape = image.shape
-        self.frames += 1
         config = self.config
+        if timestamp is not None and config.restart_seconds is not None:
+            period = restart_period(timestamp, config.restart_seconds)
+            if self._period is not None and period != self._period:
+                self._forget()  # as at a video's start: what follows does not depend on frames before
+                self.restarts += 1
+            self._period = period
+        self.frames += 1
         followed = self._people.scores >= config.follow_score
         follow, velocity = self._people[followed], self._velocity[followed]
         velocity = velocity * config.motion
@@ -283,12 +325,13 @@ class KeyframeDetector:
         if len(follow):
             key = self._since_key >= config.interval or lost.any()
         else:  # nobody to follow: search, every ``idle_interval`` frames
-            key = self._since_key >= config.idle_interval or self.key_frames == 0
+            key = self._since_key >= config.idle_interval or self._first
         self.lost_frames += int(lost.any())
         if key:
             pool, source = self._discover(image, pool, source)
             self._since_key = 1
             self.key_frames += 1
+            self._first = False
         else:
             self._since_key += 1
         kept = pool.scores >= self.score_threshold

@@ -32,10 +32,10 @@ PRESETS = MappingProxyType({
     "balanced": Preset(keyframes=KeyframeConfig()),
     "accurate": Preset(),
 })
-# ``balanced`` meets the single-person targets at 1.5x the speed, but a detector that follows people from frame to
-# frame gives a video split into segments (``wildpose run --ray``) different 2D after each cut, where the stitched
-# result must equal a local run; it becomes the default once segments hand the followed people over the cut.
-DEFAULT_PRESET = "accurate"
+# ``balanced`` meets the single-person targets at 1.5x the speed (docs/DETECTION.md). A detector that follows
+# people from frame to frame would give a video split into segments (``wildpose run --ray``) other 2D after each
+# cut than one run; it restarts every ``restart_seconds`` of the video's clock instead, and the cuts go there.
+DEFAULT_PRESET = "balanced"
 
 
 def get_preset(name: str) -> Preset:
@@ -46,4 +46,11 @@ def get_preset(name: str) -> Preset:
         raise ValueError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}") from None
 
 
-__all__ = ["DEFAULT_PRESET", "PRESETS", "Preset", "get_preset"]
+def restart_seconds(name: str) -> float | None:
+    """The period at which preset ``name``'s detector starts afresh (where a split video is cut), or None for
+    a detector without memory between frames."""
+    keyframes = get_preset(name).keyframes
+    return None if keyframes is None else keyframes.restart_seconds
+
+
+__all__ = ["DEFAULT_PRESET", "PRESETS", "Preset", "get_preset", "restart_seconds"]

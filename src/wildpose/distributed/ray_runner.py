@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import UsageError, WildposeError
+from ..detect2d.presets import restart_seconds
 from .segments import DEFAULT_OVERLAP_SECONDS, DEFAULT_SEGMENT_SECONDS, Segment, plan_segments
 from .work import Outcome
 
@@ -278,7 +279,8 @@ def run_batch(videos: Sequence[str | os.PathLike], out_root: str | os.PathLike, 
             segments = None
             if info is not None and _splittable(path):
                 segments = plan_segments(info.duration, info.fps, segment_seconds=config.segment_seconds,
-                                         overlap_seconds=config.overlap_seconds, start=options.start, end=options.end)
+                                         overlap_seconds=config.overlap_seconds, start=options.start, end=options.end,
+                                         restart_seconds=restart_seconds(options.preset))
                 segments = segments if len(segments) > 1 else None
             plans.append((i, segments, info))
         expected = {i: sum(_expected_frames(info, options.start, options.end, seg) for seg in (segments or [None]))

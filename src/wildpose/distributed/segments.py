@@ -75,7 +75,7 @@ class Segment:
 
 def plan_segments(duration: float | None, fps: float, *, segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
                   overlap_seconds: float = DEFAULT_OVERLAP_SECONDS, start: float | None = None,
-                  end: float | None = None) -> list[Segment]:
+                  end: float | None = None, restart_seconds: float | None = None) -> list[Segment]:
     """The segments of the part ``[start, end)`` of a video of ``duration`` seconds at ``fps``.
 
     One segment (the whole part, as a single run reads it) when the part is at most ``segment_seconds`` long or
@@ -83,13 +83,23 @@ def plan_segments(duration: float | None, fps: float, *, segment_seconds: float 
     half a frame between two frames, each segment after the first decoding ``overlap_seconds`` more before its
     own frames.
 
+    ``restart_seconds``: the period at which the 2D detector starts afresh (``detect2d.keyframes``, a preset that
+    follows people between frames). Each cut then moves to the nearest restart time ``k * restart_seconds``
+    (two cuts on one restart time become one), so the detector of the segment after it restarts at the same
+    frame a single run does; segments own frames by :func:`~wildpose.detect2d.keyframes.restart_period`'s test.
+
     >>> [(s.start, s.own_start, s.end) for s in plan_segments(250.0, 25.0, segment_seconds=100.0)]
     [(None, None, 83.3), (82.3, 83.3, 166.66), (165.66, 166.66, None)]
+    >>> [(s.start, s.own_start, s.end) for s in plan_segments(250.0, 25.0, segment_seconds=100.0,
+    ...                                                     restart_seconds=4.0)]
+    [(None, None, 84.0), (83.0, 84.0, 168.0), (167.0, 168.0, None)]
     """
     if not (segment_seconds > 0 and math.isfinite(segment_seconds)):
         raise ValueError(f"segment_seconds: expected a positive number of seconds, got {segment_seconds}")
     if not (overlap_seconds >= 0 and math.isfinite(overlap_seconds)):
         raise ValueError(f"overlap_seconds: expected seconds >= 0, got {overlap_seconds}")
+    if restart_seconds is not None and not (restart_seconds > 0 and math.isfinite(restart_seconds)):
+        raise ValueError(f"restart_seconds: expected a positive number of seconds, got {restart_seconds}")
     whole = [Segment(0, 1, start, end, None, None)]
     if duration is None or not math.isfinite(duration) or not (fps > 0):
         return whole
@@ -99,9 +109,20 @@ def plan_segments(duration: float | None, fps: float, *, segment_seconds: float 
     count = math.ceil(length / segment_seconds - 1e-9)
     if count <= 1:
         return whole
-    # cuts half a frame before a frame time: a frame's timestamp is never within rounding of a cut
-    cuts = [(round((first + k * length / count) * fps) - 0.5) / fps for k in range(1, count)]
-    cuts = [round(c, 6) for c in cuts]
+    equal = [first + k * length / count for k in range(1, count)]
+    if restart_seconds is None:
+        # cuts half a frame before a frame time: a frame's timestamp is never within rounding of a cut
+        cuts = [round((round(c * fps) - 0.5) / fps, 6) for c in equal]
+    else:
+        from ..detect2d.keyframes import RESTART_TOLERANCE
+
+        # on restart times; Segment.owns' tolerance equals restart_period's, so both agree on every frame
+        assert _EPS == RESTART_TOLERANCE
+        restarts = sorted({round(c / restart_seconds) * restart_seconds for c in equal})
+        cuts = [round(c, 9) for c in restarts if first + _EPS < c < last - _EPS]
+        if not cuts:
+            return whole
+    count = len(cuts) + 1
     segments = []
     for k in range(count):
         own_start = cuts[k - 1] if k > 0 else None

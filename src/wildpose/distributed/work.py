@@ -55,6 +55,7 @@ class Outcome:
             import cv2
 
             detector = next(iter(_MODELS.values()))[0]
+            detector = getattr(detector, "detector", detector)  # the model inside a KeyframeDetector
             self.threads = {"detector": getattr(detector, "_num_threads", None), "opencv": cv2.getNumThreads(),
                             "omp": os.environ.get("OMP_NUM_THREADS")}
 
