@@ -179,11 +179,13 @@ def detect_video(path: str | os.PathLike, detector=None, *, start: float | None 
             camera_motion.update(image, found)
 
     frames = read_frames(path, start=start, end=end, fps=fps, report=report)
-    timed = getattr(detector, "takes_timestamps", False)  # restarts on the video's clock (detect2d.keyframes)
     with _Prefetch(frames, depth=4) as decoded, ThreadPoolExecutor(1, thread_name_prefix="wildpose-measure") as pool:
         pending: deque = deque()
-        for frame in decoded:
-            found = detector(frame.image, frame.timestamp) if timed else detector(frame.image)
+        # a detector that follows people (detect2d.keyframes) takes the frames itself: it restarts on the video's
+        # clock and interpolates every other frame; any other looks at one frame at a time
+        found_in = (detector.follow(decoded) if hasattr(detector, "follow")
+                    else ((frame, detector(frame.image)) for frame in decoded))
+        for frame, found in found_in:
             pending.append(pool.submit(measure, frame.image, found))
             timestamps.append(frame.timestamp)
             while pending and (pending[0].done() or len(pending) > 8):
