@@ -13,6 +13,8 @@ from wildpose.pipeline import RunOptions, _Prefetch, detect_video, make_detector
 from wildpose.types import People2D
 from wildpose.video import read_frames
 
+BALANCED = RunOptions(preset="balanced")
+
 # walk_single.mp4: the man is wholly out of view in frames 0-1 and from frame 297 on (benchmarks/bench_detect2d.py)
 ABSENT_BEFORE, ABSENT_AFTER = 2, 296
 
@@ -49,7 +51,7 @@ def pck(result: People2D, reference: People2D, fraction: float = 0.1) -> float |
 
 def test_presets_and_options():
     assert set(PRESETS) == {"fast", "balanced", "accurate"}
-    assert RunOptions().preset == "balanced" and PRESETS["balanced"].keyframes.restart_seconds == 4.0
+    assert RunOptions().preset == "accurate" and PRESETS["balanced"].keyframes.restart_seconds == 4.0
     with pytest.raises(ValueError, match="unknown preset 'quick'"):
         RunOptions(preset="quick")
     assert isinstance(make_detector(RunOptions(preset="accurate")), MoveNetMultiPose)
@@ -131,16 +133,16 @@ def test_crowd_as_many_people_for_fewer_passes(crowd_video):
 
 def test_reset_between_videos(walk_video, crowd_video):
     """One detector for a batch (as the CLI makes it): the second video's output does not depend on the first."""
-    detector = make_detector(RunOptions())
+    detector = make_detector(BALANCED)
     detect_video(walk_video, detector, end=2.0, colours=False)
     after_walk, _, _ = detect_video(crowd_video, detector, end=0.5, colours=False)
-    fresh, _, _ = detect_video(crowd_video, make_detector(RunOptions()), end=0.5, colours=False)
+    fresh, _, _ = detect_video(crowd_video, make_detector(BALANCED), end=0.5, colours=False)
     assert len(after_walk) == len(fresh) > 5
     np.testing.assert_array_equal(after_walk.keypoints, fresh.keypoints)
 
 
 def test_restarts_make_a_video_cut_at_a_restart_time_give_the_uncut_2d(walk_video, crowd_video):
-    """The default detector follows people from frame to frame, and starts afresh every 4 s of the video's clock.
+    """The balanced detector follows people from frame to frame, and starts afresh every 4 s of the video's clock.
     A segment decoded from 1 s before a cut planned on a restart time (as ``wildpose run --ray`` decodes it) gives
     the frames it owns exactly the 2D of one uncut run; without restarts (the control) it does not."""
     import dataclasses
@@ -153,12 +155,12 @@ def test_restarts_make_a_video_cut_at_a_restart_time_give_the_uncut_2d(walk_vide
         plan = plan_segments(info.duration, info.fps, segment_seconds=3.0, end=end,
                              restart_seconds=PRESETS["balanced"].keyframes.restart_seconds)
         assert [s.own_start for s in plan[1:]] == ([4.0, 8.0] if end == 10.0 else [4.0])  # 3 s cuts moved to 4 s
-        detector = make_detector(RunOptions())
+        detector = make_detector(BALANCED)
         whole, times, _ = detect_video(video, detector, end=end, colours=False)
         # the crowd's frames are interpolated every other frame (the walk, one person, never): both are exact
         assert (detector.interpolated > 30) if video == crowd_video else (detector.interpolated == 0)
         cut = plan[1]
-        part, part_times, _ = detect_video(video, make_detector(RunOptions()), start=cut.start, end=cut.end,
+        part, part_times, _ = detect_video(video, make_detector(BALANCED), start=cut.start, end=cut.end,
                                            colours=False)
         owned = np.flatnonzero(cut.owns(part_times))
         frames = np.flatnonzero(cut.owns(times))
@@ -184,7 +186,7 @@ def test_crowd_frames_between_detected_ones_are_interpolated_and_agree_as_well(c
     from wildpose.video import read_frames
 
     frames = [f for f, _ in zip(read_frames(crowd_video), range(60))]
-    detector = make_detector(RunOptions())
+    detector = make_detector(BALANCED)
     out = list(detector.follow(frames))
     assert [f.index for f, _ in out] == [f.index for f in frames]  # every frame once, in order
     assert 25 <= detector.interpolated <= 30 and detector.frames == 60 - detector.interpolated
