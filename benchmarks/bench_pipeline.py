@@ -2,8 +2,9 @@
 
     python benchmarks/bench_pipeline.py [--videos DIR] [--long]
 
-For each video: decode alone (the baseline, in the same process), decode + 2D, tracking, lifting, render and
-the whole run, in frames/s and as a ratio to the decode baseline; and the peak memory (RSS) of a whole
+For each video: decode alone (the baseline, in the same process), decode + 2D (the default preset), tracking,
+lifting, render, their sums, and the whole `run_video` (no render) with the default preset and with
+`accurate`, in frames/s and as a ratio to the decode baseline; and the peak memory (RSS) of a whole
 `wildpose run --render` in a fresh process. With --long, the same on a video 10x longer (walk_single.mp4
 repeated), to show that memory does not grow with the video's length.
 """
@@ -26,11 +27,11 @@ DEFAULT_VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 def stage_times(video: Path) -> dict:
     import numpy as np
 
-    from wildpose.detect2d import create_detector
+    from wildpose.detect2d.presets import DEFAULT_PRESET
     from wildpose.lift import load_lifter
-    from wildpose.pipeline import RunOptions, lift_tracks, track_video
+    from wildpose.pipeline import RunOptions, detect_video, lift_tracks, make_detector, run_video, track_video
     from wildpose.render import render_video
-    from wildpose.types import Detections, Result
+    from wildpose.types import Result
     from wildpose.video import probe, read_frames
 
     info = probe(video)
@@ -38,12 +39,11 @@ def stage_times(video: Path) -> dict:
     n = sum(1 for _ in read_frames(video))
     decode = time.perf_counter() - t
 
-    detector = create_detector("movenet")
-    people, stamps = Detections(), []
+    # the default preset's detector, as `wildpose run` makes it (detect_video: decoding ahead on a thread, the
+    # colour descriptors beside the model)
+    detector = make_detector(RunOptions())
     t = time.perf_counter()
-    for frame in read_frames(video):
-        people.append(detector(frame.image))
-        stamps.append(frame.timestamp)
+    people, stamps, _ = detect_video(video, detector)
     detect = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -51,6 +51,16 @@ def stage_times(video: Path) -> dict:
     track = time.perf_counter() - t
 
     model = load_lifter()
+    # the whole `wildpose run` (no render; camera motion, linking, world and writing included), with the default
+    # preset and with `accurate`, the models loaded beforehand as the CLI does
+    runs = {}
+    for key, preset in (("run_fps", DEFAULT_PRESET), ("run_accurate_fps", "accurate")):
+        options = RunOptions(preset=preset)
+        run_detector = make_detector(options)
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = run_video(video, tmp, options, detector=run_detector, model=model)
+        runs[key] = summary.frames / summary.seconds
+
     lift_tracks(tracks, info.image_size, info.fps, model=model)  # warm-up: BLAS threads, first allocations
     t = time.perf_counter()
     poses = lift_tracks(tracks, info.image_size, info.fps, model=model)
@@ -65,7 +75,8 @@ def stage_times(video: Path) -> dict:
     return {"frames": n, "people": len(tracks), "lifted_person_frames": lifted_frames,
             "decode_fps": n / decode, "detect_fps": n / detect, "track_fps": n / track,
             "lift_fps": lifted_frames / lift, "render_fps": n / render,
-            "end_to_end_fps": n / (detect + track + lift), "end_to_end_render_fps": n / (detect + track + lift + render)}
+            "end_to_end_fps": n / (detect + track + lift), "end_to_end_render_fps": n / (detect + track + lift + render),
+            **runs}
 
 
 def peak_memory_of_run(video: Path) -> tuple[float, float]:
@@ -107,7 +118,7 @@ def main() -> None:
         print(f"\n{video.name}: {s['frames']} frames, {s['people']} tracks, {s['lifted_person_frames']} person-frames")
         base = s["decode_fps"]
         for key in ("decode_fps", "detect_fps", "track_fps", "lift_fps", "render_fps", "end_to_end_fps",
-                    "end_to_end_render_fps"):
+                    "end_to_end_render_fps", "run_fps", "run_accurate_fps"):
             print(f"  {key:24s} {s[key]:10.1f}   x{s[key] / base:6.3f} of decode")
         print(f"  peak RSS of `wildpose run --render`: {rss:.0f} MiB ({secs:.1f} s)")
     if args.long:

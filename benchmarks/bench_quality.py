@@ -15,7 +15,9 @@ vertical, 3D height (ankle-knee-hip-pelvis-spine-thorax-neck-head chain), speed 
 and the cosine between the way the 3D body faces (left-to-right hips and shoulders x up, horizontal) and the
 way it moves (a left/right swap or a backwards pose shows as a negative cosine).
 
-    python benchmarks/bench_quality.py [VIDEO ...]      (default: both videos in ../shared/data/videos)
+    python benchmarks/bench_quality.py [VIDEO ...] [--preset NAME] [--save DIR]
+        (default: both videos in ../shared/data/videos; --preset: the 2D preset, default the CLI's; --save:
+        each shipped result as DIR/<stem>.npz, for bench_skeleton_fit.py)
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ import numpy as np
 
 from wildpose import quality
 from wildpose.lift import lift, load_lifter
-from wildpose.pipeline import lift_tracks, process_video
+from wildpose.detect2d.presets import DEFAULT_PRESET, PRESETS
+from wildpose.formats.result import save_result
+from wildpose.pipeline import RunOptions, lift_tracks, process_video
 from wildpose.skeleton import H36M_NAMES
 from wildpose.types import Result
 
@@ -101,6 +105,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("videos", nargs="*", type=Path, default=DEFAULT)
     parser.add_argument("--model", help="a lifter .safetensors to measure instead of the shipped one")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET, help="the 2D stage's preset")
+    parser.add_argument("--save", type=Path, help="write each shipped result to DIR/<stem>.npz")
     args = parser.parse_args(argv)
     missing = [v for v in args.videos if not v.exists()]
     if missing:
@@ -113,7 +119,10 @@ def main(argv=None) -> int:
     lines, posture = [], []
     for video in args.videos:
         start = time.perf_counter()
-        result, info = process_video(video, model=model)
+        result, info = process_video(video, RunOptions(preset=args.preset), model=model)
+        if args.save is not None:
+            args.save.mkdir(parents=True, exist_ok=True)
+            save_result(result, args.save / f"{video.stem}.npz")
         seconds = time.perf_counter() - start
         tracks = result.tracks()
         variants = [("shipped", result, seconds)]

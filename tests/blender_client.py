@@ -4,6 +4,7 @@ read back the bone heads it writes. Tests skip, saying so, only where ``blender`
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,8 +21,11 @@ def read_bones(kind: str, path: Path, frames, out_dir: Path) -> dict:
     """{"armatures": {name: {bone: (F, 3) heads}}, ...}: Blender's world space (z up), metres, per frame."""
     out = Path(out_dir) / f"{Path(path).stem}_{kind}_bones.json"
     spec = ",".join(str(f) for f in frames)
+    # Blender takes its Python home from the first python3 on PATH: Debian's Blender needs Debian's Python (whose
+    # numpy its glTF importer imports), not a pyenv or venv interpreter that runs the tests
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(BLENDER).resolve().parent), os.environ.get("PATH", "")])}
     proc = subprocess.run([BLENDER, "-b", "--factory-startup", "--python", str(SCRIPT), "--", kind, str(path), spec,
-                           str(out)], capture_output=True, text=True, timeout=300)
+                           str(out)], capture_output=True, text=True, timeout=300, env=env)
     if proc.returncode != 0 or not out.exists():
         raise AssertionError(f"blender failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     data = json.loads(out.read_text())

@@ -321,13 +321,16 @@ def test_killed_batches_resume_to_complete_outputs(clips, tmp_path):
     """SIGINT after the first output and SIGKILL while another is half-written, at a random moment; then `--resume`
     finishes the batch: the first output skipped, every output complete, no temporary folder left."""
     out = tmp_path / "batch"
-    # with the render, an output's temporary folder exists long enough (its frames are written into it) for a
-    # kill to land while it is there on a fast machine too
-    argv = [*WILDPOSE, "run", *map(str, clips), "-o", str(out), "--render"]
+    # with the render and the slowest 2D preset, an output's temporary folder exists long enough (its frames are
+    # written into it) for a kill to land while it is there on a fast machine too
+    argv = [*WILDPOSE, "run", *map(str, clips), "-o", str(out), "--render", "--preset", "accurate"]
     rng = np.random.default_rng()
 
     # Ctrl-C once the first output is there, after a random extra moment: exit 130, nothing partial left behind
-    run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal's Ctrl-C delivers it, also where pytest itself runs in the background (a shell starts
+    # background jobs with SIGINT ignored, and a process inherits that)
+    run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for(lambda: (out / "first" / "manifest.json").exists(), run)
     time.sleep(rng.uniform(0, 0.3))
     run.send_signal(signal.SIGINT)

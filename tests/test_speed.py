@@ -51,7 +51,7 @@ def pck(result: People2D, reference: People2D, fraction: float = 0.1) -> float |
 
 def test_presets_and_options():
     assert set(PRESETS) == {"fast", "balanced", "accurate"}
-    assert RunOptions().preset == "accurate" and PRESETS["balanced"].keyframes.restart_seconds == 4.0
+    assert RunOptions().preset == "balanced" and PRESETS["balanced"].keyframes.restart_seconds == 4.0
     with pytest.raises(ValueError, match="unknown preset 'quick'"):
         RunOptions(preset="quick")
     assert isinstance(make_detector(RunOptions(preset="accurate")), MoveNetMultiPose)
@@ -157,7 +157,7 @@ def test_restarts_make_a_video_cut_at_a_restart_time_give_the_uncut_2d(walk_vide
         assert [s.own_start for s in plan[1:]] == ([4.0, 8.0] if end == 10.0 else [4.0])  # 3 s cuts moved to 4 s
         detector = make_detector(BALANCED)
         whole, times, _ = detect_video(video, detector, end=end, colours=False)
-        # the crowd's frames are interpolated every other frame (the walk, one person, never): both are exact
+        # the crowd's frames are interpolated two of three (the walk, one person, never): both are exact
         assert (detector.interpolated > 30) if video == crowd_video else (detector.interpolated == 0)
         cut = plan[1]
         part, part_times, _ = detect_video(video, make_detector(BALANCED), start=cut.start, end=cut.end,
@@ -179,23 +179,25 @@ def test_restarts_make_a_video_cut_at_a_restart_time_give_the_uncut_2d(walk_vide
 
 
 def test_crowd_frames_between_detected_ones_are_interpolated_and_agree_as_well(crowd_video):
-    """In a crowd (>= 4 people followed) every other frame gets keypoints interpolated from the detected frames
-    either side instead of windows of its own: the people continued, between their two positions; those keypoints
-    agree with the full detection's on their frames nearly as well as the detected frames' own do (measured 0.952
-    against 0.960 PCK@0.1, 7.7 against 8.1 people matched a frame; bounds 0.02 and 1)."""
+    """In a crowd (>= 4 people followed) two frames of three get keypoints interpolated from the detected frames
+    either side instead of windows of their own: the people continued, between their two positions; those keypoints
+    agree with the full detection's on their frames nearly as well as the detected frames' own do (measured 0.968
+    against 0.947 PCK@0.1, 7.5 against 8.4 people matched a frame; bounds 0.02 and 1)."""
     from wildpose.video import read_frames
 
     frames = [f for f, _ in zip(read_frames(crowd_video), range(60))]
     detector = make_detector(BALANCED)
     out = list(detector.follow(frames))
     assert [f.index for f, _ in out] == [f.index for f in frames]  # every frame once, in order
-    assert 25 <= detector.interpolated <= 30 and detector.frames == 60 - detector.interpolated
+    # 60 frames at 25 frames/s, in one restart period: after the first frames (nobody followed yet), 2 of each 3
+    assert 34 <= detector.interpolated <= 40 and detector.frames == 60 - detector.interpolated
     counts, found = [], {}
     detector.reset()
     for frame, people in detector.follow(frames):
         counts.append(detector.frames)
         found[frame.index] = people
-    between = [i for i in range(1, 59) if counts[i] == counts[i + 1]]  # yielded before the detector moved on
+    # yielded before the detector moved on: the frames at which the detector's count does not change next
+    between = [i for i in range(59) if counts[i] == counts[i + 1]]
     assert len(between) == detector.interpolated
     accurate = make_detector(RunOptions(preset="accurate"))
 
@@ -219,13 +221,16 @@ def test_crowd_frames_between_detected_ones_are_interpolated_and_agree_as_well(c
     detected = [i for i in range(60) if i not in between]
     (pck_between, people_between), (pck_detected, people_detected) = agreement(between[::3]), agreement(detected[::3])
     assert pck_between >= pck_detected - 0.02 and people_between >= people_detected - 1.0
+    assert any(i + 1 in between for i in between)  # two in a row
     for i in between[:10]:  # everyone between two detected positions, in time order
-        before, after, now = found[i - 1], found[i + 1], found[i]
+        a, b = max(d for d in detected if d < i), min(d for d in detected if d > i)
+        assert b - a <= 3
+        before, after, now, w = found[a], found[b], found[i], (i - a) / (b - a)  # frames evenly spaced in time
         assert len(now) >= 4
         centre = lambda p: (p.boxes[:, :2] + p.boxes[:, 2:4]) / 2  # noqa: E731
         for c in centre(now):
             nearest = lambda p: centre(p)[np.argmin(np.linalg.norm(centre(p) - c, axis=1))]  # noqa: E731
-            assert np.linalg.norm(c - (nearest(before) + nearest(after)) / 2) < 3.0
+            assert np.linalg.norm(c - ((1 - w) * nearest(before) + w * nearest(after))) < 3.0
 
 
 def test_windows_sized_to_people_and_merged_where_cheaper():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wildpose.types import Detections, People2D, Result, Tracks
+from wildpose.types import Detections, People2D, Result, TrackRows, Tracks
 
 
 def _people(n: int, seed: int) -> People2D:
@@ -83,6 +83,24 @@ def test_layouts_that_do_not_add_up_are_refused():
         Tracks([1], [3], [0, 1, 2], np.arange(5.0), kp[:2], no)
     tracks = Tracks([1, 2], [2, 1], [3, 4, 0], np.arange(5.0), kp, no)  # a later track may start earlier
     assert tracks.main_track == 0 and tracks.frames(1).tolist() == [0]
+
+
+def test_main_track_is_the_best_seen_person_over_the_clip():
+    """The main track is whose keypoint scores add up highest over its rows (frames x how well seen), wherever
+    it lies in the rows; without keypoints, the longest."""
+    keypoints = np.zeros((6, 17, 3), np.float32)
+    keypoints[:3, :, 2], keypoints[3:, :, 2] = 0.3, 0.8  # a partly seen bystander first, the runner second
+    frames = [0, 1, 2, 0, 1, 2]
+    assert Tracks([5, 6], [3, 3], frames, np.arange(3.0), keypoints, np.zeros(6, bool)).main_track == 1
+    keypoints[3:, :, 2] = 0.2
+    assert Tracks([5, 6], [3, 3], frames, np.arange(3.0), keypoints, np.zeros(6, bool)).main_track == 0
+    # the bystander in every frame at 0.23, the runner in all but one at 0.52 (the shared crowd): the runner
+    keypoints[:3, :, 2], keypoints[3:, :, 2] = 0.23, 0.52
+    longer = Tracks([5, 6], [3, 2], [0, 1, 2, 0, 1], np.arange(3.0), keypoints[:5], np.zeros(5, bool))
+    assert longer.main_track == 1
+    keypoints[:] = np.nan  # no scores at all: the longest track
+    assert Tracks([5, 6], [3, 2], [0, 1, 2, 0, 1], np.arange(3.0), keypoints[:5], np.zeros(5, bool)).main_track == 0
+    assert TrackRows([5, 6], [2, 3], [0, 1, 0, 1, 2], np.arange(3.0)).main_track == 1
 
 
 def test_result_views():

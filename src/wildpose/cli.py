@@ -592,9 +592,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--end", type=float, help="seconds: process up to here")
         p.add_argument("--input-size", type=int, help="MoveNet input's longer side in pixels (multiple of 32)")
         p.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
-                       help="2D speed against quality: 'accurate' (the default) searches every frame; 'balanced' "
-                            "searches the whole frame on key frames and follows people in between (about 1.5x "
-                            "faster on one person, 2.4x in a crowd); 'fast' does so less often (docs/DETECTION.md)")
+                       help="2D speed against quality: 'balanced' (the default) searches the whole frame on key frames "
+                            "and follows people in between; 'accurate' searches every frame (about 1.5x slower on one "
+                            "person, 3x in a crowd); 'fast' searches less often and looks at people smaller "
+                            "(docs/DETECTION.md)")
         p.add_argument("--max-people", type=int, help="keep the N people seen in the most frames")
         p.add_argument("--single", action="store_true",
                        help="the reference's behaviour: one person, the top-scoring one in each frame")

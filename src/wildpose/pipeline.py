@@ -47,8 +47,8 @@ class RunOptions:
     end: float | None = None
     detector: str = "movenet"
     detector_options: dict = field(default_factory=dict)  # passed to detect2d.create_detector
-    # speed against quality of the 2D stage (detect2d.presets): "fast", "balanced" or "accurate" (the full
-    # detection on every frame, as before key frames)
+    # speed against quality of the 2D stage (detect2d.presets): "fast", "balanced" (the default: key frames,
+    # windows around the people followed between them) or "accurate" (the full detection on every frame)
     preset: str = DEFAULT_PRESET
     max_people: int | None = None  # keep the N tracks covering the most frames
     single: bool = False  # the reference's behaviour: one person, the top-scoring box per frame
@@ -182,7 +182,7 @@ def detect_video(path: str | os.PathLike, detector=None, *, start: float | None 
     with _Prefetch(frames, depth=4) as decoded, ThreadPoolExecutor(1, thread_name_prefix="wildpose-measure") as pool:
         pending: deque = deque()
         # a detector that follows people (detect2d.keyframes) takes the frames itself: it restarts on the video's
-        # clock and interpolates every other frame; any other looks at one frame at a time
+        # clock and, in crowds, interpolates frames between detected ones; any other looks at one frame at a time
         found_in = (detector.follow(decoded) if hasattr(detector, "follow")
                     else ((frame, detector(frame.image)) for frame in decoded))
         for frame, found in found_in:

@@ -59,7 +59,10 @@ class KeyframeConfig:
         to ``idle_interval - 1`` frames late).
     person_size: model-input pixels given to a followed person's longer side (the crop pass of a full detection
         gives 140: a 224 crop with a 30 % margin); the window is scaled so, up to ``max_scale``.
-    margin: fraction of the person's longer side added on every side of their extent (how far they may move).
+    margin: fraction of the person's longer side added on every side of their extent (how far they may move
+        beyond the motion the window already follows). 0.15 rather than 0.3: smaller windows let a crowd's
+        people be shown larger within ``max_pixels`` (keypoints closer to the 768 reference, 3D steadier) for
+        a fifth fewer model pixels; the walk seen at 3x and 5x its speed was followed as well (docs/DETECTION.md).
     max_scale: never enlarge the frame more than this (more pixels than the video has add nothing).
     max_side: longest side of one window's model input, pixels.
     max_people: people per window at most (the model has 6 output slots).
@@ -76,10 +79,13 @@ class KeyframeConfig:
         whole step overshoots the noisy boxes (docs/DETECTION.md).
     restart_seconds: start afresh at the first frame of each period this long on the video's clock (frames
         given with timestamps only); None: never. It costs about one key frame per period (docs/DETECTION.md).
-    interpolate_max_gap: seconds; in :meth:`KeyframeDetector.follow`, every other frame between two frames at
-        most this far apart (so from 24 frames/s up) gets keypoints interpolated from them instead of its own
-        windows; None: every frame its own. Measured: it halves the windows' cost, with keypoints closer to
-        the 768-pixel reference in a crowd, not further (docs/DETECTION.md).
+    interpolate_max_gap: seconds; in :meth:`KeyframeDetector.follow`, the frames between two detected frames
+        at most this far apart get keypoints interpolated from them instead of windows of their own; None:
+        every frame its own. 0.125: two frames of three from 24 frames/s up. Measured on the crowd: two of
+        three cut the passes to 1.5 a frame (every other frame: 2.0; none: 3.7) with keypoints as close to
+        the 768-pixel reference, not further (docs/DETECTION.md).
+    interpolate_frames: how many frames in a row are interpolated between two detected ones (1: every other
+        frame; 2: two of three).
     interpolate_min_people: ... and only while at least this many people are followed: a crowd's windows are
         most of a run's cost, and its runners' keypoints interpolate well; a lone walker's interpolated
         keypoints were 0.02 PCK@0.1 further from the reference, and his window is cheap.
@@ -88,7 +94,7 @@ class KeyframeConfig:
     interval: int = 8
     idle_interval: int = 1
     person_size: int = 120
-    margin: float = 0.3
+    margin: float = 0.15
     max_scale: float = 4.0
     max_side: int = 320
     max_people: int = 5
@@ -99,7 +105,8 @@ class KeyframeConfig:
     motion: float = 0.5
     min_oks: float = 0.5
     restart_seconds: float | None = 4.0
-    interpolate_max_gap: float | None = 0.085
+    interpolate_max_gap: float | None = 0.125
+    interpolate_frames: int = 2
     interpolate_min_people: int = 4
 
     def __post_init__(self):
@@ -109,6 +116,8 @@ class KeyframeConfig:
             raise ValueError(f"person_size and max_side: expected >= {_MULTIPLE} pixels")
         if self.margin < 0 or self.max_scale <= 0 or self.max_people < 1 or self.max_pixels < _MULTIPLE ** 2:
             raise ValueError("margin must be >= 0, max_scale > 0, max_people >= 1, max_pixels >= 1024")
+        if self.interpolate_frames < 1:
+            raise ValueError(f"interpolate_frames: expected >= 1, got {self.interpolate_frames}")
         if self.interpolate_max_gap is not None and not self.interpolate_max_gap >= 0:
             raise ValueError(f"interpolate_max_gap: expected seconds >= 0 or None, got {self.interpolate_max_gap}")
         if self.restart_seconds is not None and not (self.restart_seconds > 0 and math.isfinite(self.restart_seconds)):
@@ -365,40 +374,56 @@ class KeyframeDetector:
     def follow(self, frames: Iterable) -> Iterator[tuple[object, People2D]]:
         """Each of ``frames`` (objects with ``.image`` and ``.timestamp``, as ``video.read_frames`` yields) with
         its people, in order: the detector on most frames, and, where ``config.interpolate_max_gap`` allows,
-        every other frame's keypoints interpolated from the frames either side instead.
+        ``config.interpolate_frames`` frames in a row interpolated from the detected frames either side instead.
 
-        A frame is interpolated when it is the odd frame of its restart period (counting from the period's first
-        frame, or the first frame given), the frames before and after it are in the same period, at most
-        ``interpolate_max_gap`` seconds apart, and at least ``interpolate_min_people`` people are followed: each person of the next frame who
-        continues one of the previous frame's gets the keypoints, box and scores between the two, linearly in
-        time. Who is in only one of them is absent from the frame between. The rule reads
+        Counting from its restart period's first frame (or the first frame given), every
+        ``interpolate_frames + 1``-th frame is detected. The frames between two such frames are interpolated when
+        both are in the same period, at most ``interpolate_max_gap`` seconds apart, and at least
+        ``interpolate_min_people`` people are followed: each person of the later frame who continues one of the
+        earlier frame's gets the keypoints, box and scores between the two, linearly in time. Who is in only one
+        of them is absent from the frames between. Otherwise those frames are detected one by one. The rule reads
         only the frames' times and the detector's state, so a video cut at a restart time gives the same frames
         the same people.
         """
         config = self.config
+        step = config.interpolate_frames + 1
         items = iter(frames)
         previous: tuple[object, People2D] | None = None
         position, period = 0, None
         pending = next(items, None)
         while pending is not None:
-            frame, after = pending, next(items, None)
+            frame = pending
             this_period = self._period_of(frame.timestamp)
             if this_period != period:
                 position, period = 0, this_period
-            skip = (config.interpolate_max_gap is not None and position % 2 == 1 and previous is not None
-                    and after is not None and self._period_of(after.timestamp) == period
-                    and (previous[1].scores >= config.follow_score).sum() >= config.interpolate_min_people
-                    and after.timestamp - previous[0].timestamp <= config.interpolate_max_gap + RESTART_TOLERANCE)
-            if skip:
-                found_after = self(after.image, after.timestamp, skipped=1)
-                yield frame, _between(previous, (after, found_after), self.continued, frame.timestamp)
-                self.interpolated += 1
-                yield after, found_after
-                previous, position, pending = (after, found_after), position + 2, next(items, None)
-            else:
+            if (config.interpolate_max_gap is None or position % step == 0 or previous is None
+                    or (previous[1].scores >= config.follow_score).sum() < config.interpolate_min_people):
                 found = self(frame.image, frame.timestamp)
                 yield frame, found
-                previous, position, pending = (frame, found), position + 1, after
+                previous, position, pending = (frame, found), position + 1, next(items, None)
+                continue
+            between = [frame]  # read ahead to the next frame to detect
+            after = next(items, None)
+            while (after is not None and self._period_of(after.timestamp) == period
+                   and (position + len(between)) % step != 0):
+                between.append(after)
+                after = next(items, None)
+            if (after is not None and self._period_of(after.timestamp) == period
+                    and (position + len(between)) % step == 0
+                    and after.timestamp - previous[0].timestamp <= config.interpolate_max_gap + RESTART_TOLERANCE):
+                found_after = self(after.image, after.timestamp, skipped=len(between))
+                for skipped in between:
+                    yield skipped, _between(previous, (after, found_after), self.continued, skipped.timestamp)
+                self.interpolated += len(between)
+                yield after, found_after
+                previous, position = (after, found_after), position + len(between) + 1
+                pending = next(items, None)
+            else:  # the period or the video ends, or the frames are too far apart: each its own
+                for own in between:
+                    found = self(own.image, own.timestamp)
+                    yield own, found
+                    previous, position = (own, found), position + 1
+                pending = after
 
     def _period_of(self, timestamp: float | None) -> int:
         if timestamp is None or self.config.restart_seconds is None:
