@@ -374,11 +374,19 @@ def main(argv=None) -> int:
     ap.add_argument("--body-only", action="store_true", help="with --world: up from the body axes alone")
     ap.add_argument("--unknown-focal", action="store_true", help="with --evaluate: the default field of view")
     ap.add_argument("--split", default="test", choices=["test", "val"])
+    ap.add_argument("--groups", nargs="+", metavar="GROUP",
+                    help="with --evaluate: only these subject groups of the split, e.g. cmu:03 cmu:05 'martial:?' "
+                         "(the test groups before the acrobatics and subject-131 folders)")
     ap.add_argument("--model", help="with --evaluate: NAME.safetensors (default: the shipped trajectory model)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.evaluate:
         groups = DEFAULT_SPLIT[args.split]
+        if args.groups:
+            outside = [g for g in args.groups if g not in groups]
+            if outside:  # anything else may be a training clip
+                ap.error(f"--groups: {', '.join(outside)} not in the {args.split} split ({', '.join(groups)})")
+            groups = args.groups
         if args.world:
             res = evaluate_world(args.mocap, groups, Path(args.runs) / "cache", args.model, people=args.people,
                                  gt_poses=args.gt_poses,
