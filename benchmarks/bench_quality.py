@@ -95,7 +95,12 @@ def plausibility(result: Result, min_frames: int = 20) -> dict:
         return float((a[ok, col] * w[ok]).sum() / w[ok].sum()) if ok.any() else float("nan")
 
     moving_tracks = a[:, 5] > 0.5
-    return {"tracks": len(a), "tilt_deg": wmean(1), "worst_tilt_deg": float(a[:, 1].max()),
+    # rows whose world pelvis is not above the lower ankle (y up): a lifter's guess at legs it cannot see shows
+    # here (a person cut by the frame's edge)
+    y = result.poses_world[..., 1]
+    not_upright = y[:, 0] <= np.minimum(y[:, J["right_ankle"]], y[:, J["left_ankle"]])
+    return {"tracks": len(a), "not_upright_rows": int(not_upright.sum()),
+            "not_upright_tracks": int(np.unique(result.row_track()[not_upright]).size), "tilt_deg": wmean(1), "worst_tilt_deg": float(a[:, 1].max()),
             "height_m": wmean(2), "speed_mps": wmean(3), "facing_cos": wmean(4),
             "facing_backwards": int(((a[:, 4] < 0) & moving_tracks).sum()), "moving_tracks": int(moving_tracks.sum()),
             "depth_m": wmean(6)}
@@ -160,14 +165,16 @@ def main(argv=None) -> int:
     print("\n".join(lines))
     print()
     print(f"{'video':<20} {'tracks>=20f':>11} {'tilt deg':>8} {'worst':>6} {'height m':>8} {'speed m/s':>9} "
-          f"{'face.move cos':>13} {'backwards':>9} {'depth m':>7}  most frames' worst bone")
+          f"{'face.move cos':>13} {'backwards':>9} {'depth m':>7} {'pelvis<=ankle rows (tracks)':>27}  "
+          "most frames' worst bone")
     for name, d, bone in posture:
         if not d:
             print(f"{name:<20} (no track of 20 frames)")
             continue
         print(f"{name:<20} {d['tracks']:>11} {d['tilt_deg']:>8.1f} {d['worst_tilt_deg']:>6.1f} "
               f"{d['height_m']:>8.2f} {d['speed_mps']:>9.2f} {d['facing_cos']:>13.2f} "
-              f"{d['facing_backwards']:>4}/{d['moving_tracks']:<4} {d['depth_m']:>7.2f}  {bone}")
+              f"{d['facing_backwards']:>4}/{d['moving_tracks']:<4} {d['depth_m']:>7.2f} "
+              f"{d['not_upright_rows']:>20} ({d['not_upright_tracks']:>3})  {bone}")
     return 0
 
 
