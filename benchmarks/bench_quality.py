@@ -100,7 +100,8 @@ def plausibility(result: Result, min_frames: int = 20) -> dict:
     y = result.poses_world[..., 1]
     not_upright = y[:, 0] <= np.minimum(y[:, J["right_ankle"]], y[:, J["left_ankle"]])
     return {"tracks": len(a), "not_upright_rows": int(not_upright.sum()),
-            "not_upright_tracks": int(np.unique(result.row_track()[not_upright]).size), "tilt_deg": wmean(1), "worst_tilt_deg": float(a[:, 1].max()),
+            "not_upright_tracks": int(np.unique(result.row_track()[not_upright]).size),
+            "tilt_deg": wmean(1), "worst_tilt_deg": float(a[:, 1].max()),
             "height_m": wmean(2), "speed_mps": wmean(3), "facing_cos": wmean(4),
             "facing_backwards": int(((a[:, 4] < 0) & moving_tracks).sum()), "moving_tracks": int(moving_tracks.sum()),
             "depth_m": wmean(6)}

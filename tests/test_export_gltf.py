@@ -152,12 +152,11 @@ def test_walk_gltf_in_blender(walk_result, tmp_path):
 @needs_blender
 @pytest.mark.slow
 def test_crowd_gltf_in_blender(crowd_result, tmp_path):
-    # the three best-seen people (keypoint scores summed over their rows, as `main_track` ranks them): the
-    # longest track is a spectator seen from the chest up at the frame's bottom edge, whose leg "keypoints"
-    # (scores 0.02-0.17) lie above his hips, so no lifter's guess at his legs has to be upright
-    scores = np.nan_to_num(crowd_result.keypoints_2d[..., 2]).mean(axis=-1)
-    seen = np.bincount(crowd_result.row_track(), weights=scores, minlength=len(crowd_result.track_ids))
-    _check_in_blender(crowd_result, np.argsort(seen)[::-1][:3].tolist(), tmp_path, "crowd")
+    # the three best-seen people (as `main_track` ranks them): the longest track is a spectator seen from the
+    # chest up at the frame's bottom edge, whose leg "keypoints" (scores 0.02-0.17) lie above his hips, so no
+    # lifter's guess at his legs has to be upright
+    best_seen = np.argsort(crowd_result.seen_totals())[::-1][:3]
+    _check_in_blender(crowd_result, best_seen.tolist(), tmp_path, "crowd")
 
 
 def test_one_row_and_no_tracks(tmp_path):

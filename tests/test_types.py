@@ -101,6 +101,7 @@ def test_main_track_is_the_best_seen_person_over_the_clip():
     keypoints[:] = np.nan  # no scores at all: the longest track
     assert Tracks([5, 6], [3, 2], [0, 1, 2, 0, 1], np.arange(3.0), keypoints[:5], np.zeros(5, bool)).main_track == 0
     assert TrackRows([5, 6], [2, 3], [0, 1, 0, 1, 2], np.arange(3.0)).main_track == 1
+    assert TrackRows([5, 6], [2, 3], [0, 1, 0, 1, 2], np.arange(3.0)).seen_totals() is None
 
 
 def test_result_views():

@@ -352,21 +352,27 @@ class TrackRows:
         """(P, T) bool, True where a track has a row: a dense view (tracks x frames), for small results."""
         return self.dense(np.ones(self.num_rows, bool), fill=False)
 
+    def seen_totals(self) -> np.ndarray | None:
+        """(P,) float64: each track's per-row mean keypoint scores added up (frames present x how well seen);
+        None where the rows hold no keypoints."""
+        keypoints = getattr(self, "keypoints_2d", None)
+        if keypoints is None:
+            return None
+        scores = np.nan_to_num(np.asarray(keypoints[..., 2], np.float64)).mean(axis=-1)
+        return np.bincount(self.row_track(), weights=scores, minlength=len(self.track_ids))
+
     @property
     def main_track(self) -> int:
-        """Index (not id) of the reference's single subject: the track whose rows' mean keypoint scores add up
-        highest (frames present x how well seen); without keypoints or scores, the track present in the most
-        frames.
+        """Index (not id) of the reference's single subject: the track with the highest :meth:`seen_totals`;
+        without keypoints or scores, the track present in the most frames.
         The reference kept each frame's best-scoring person; a partly seen bystander in a corner for the whole
         clip (mean score 0.23 on the shared crowd) must not win over a runner seen in nearly every frame (0.52).
         """
         if len(self.track_ids) == 0:
             raise ValueError("no tracks")
-        keypoints = getattr(self, "keypoints_2d", None)
-        if keypoints is None:
+        totals = self.seen_totals()
+        if totals is None:
             return int(np.argmax(self.track_lengths))
-        scores = np.nan_to_num(np.asarray(keypoints[..., 2], np.float64)).mean(axis=-1)
-        totals = np.bincount(self.row_track(), weights=scores, minlength=len(self.track_ids))
         # the highest total; among equal totals (no scores at all) the longest; then the earlier
         return int(np.lexsort((-np.arange(len(totals)), self.track_lengths, totals))[-1])
 

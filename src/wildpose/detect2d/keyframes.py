@@ -408,8 +408,8 @@ class KeyframeDetector:
                    and (position + len(between)) % step != 0):
                 between.append(after)
                 after = next(items, None)
+            # the loop stopped at the next frame to detect, unless the video or the period ended first
             if (after is not None and self._period_of(after.timestamp) == period
-                    and (position + len(between)) % step == 0
                     and after.timestamp - previous[0].timestamp <= config.interpolate_max_gap + RESTART_TOLERANCE):
                 found_after = self(after.image, after.timestamp, skipped=len(between))
                 for skipped in between:
